@@ -1,0 +1,539 @@
+"""Reading and writing weights: the transformers hub format, original ViTPose `.pth` files, hub downloads.
+
+Inside `vitpose` the parameter names are the original ViTPose's (`backbone.blocks.{i}.attn.qkv`, `keypoint_head.*`,
+`associate_keypoint_heads.{j}.*`); the hub format (separate query/key/value, `head.*`) is mapped here, at the
+boundary, in both directions. Weights are read from memory-mapped files and assigned to a model built on the meta
+device, so loading does not hold two copies of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vitpose.config import CONFIG_NAME, PRESETS, VitPoseBackboneConfig, VitPoseConfig
+
+SAFE_WEIGHTS_NAME = "model.safetensors"
+SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
+TORCH_WEIGHTS_NAME = "pytorch_model.bin"
+ORIGINAL_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not fit the model; the message says which and why."""
+
+
+# --------------------------------------------------------------------------- locating files
+def _how_to_pass_local() -> str:
+    return (
+        "Pass a local directory holding config.json and model.safetensors (as written by save_pretrained or "
+        "`vitpose convert`), or an original ViTPose .pth file"
+    )
+
+
+def is_hub_id(source: str) -> bool:
+    return bool(_HUB_ID.match(source)) and not source.endswith(ORIGINAL_SUFFIXES)
+
+
+def resolve_file(source: str | os.PathLike[str], filename: str, *, required: bool = True, **hub_kwargs: Any):
+    """Path of `filename` in a local directory or hub repository (downloaded and cached through huggingface_hub).
+
+    Returns None when `required` is False and the file does not exist there.
+    """
+    path = Path(source)
+    if path.is_dir():
+        candidate = path / filename
+        if candidate.is_file():
+            return candidate
+        if required:
+            raise FileNotFoundError(f"{path} has no {filename}. {_how_to_pass_local()}.")
+        return None
+    if path.exists():
+        raise CheckpointError(f"{path} is a file; expected a directory or hub id holding {filename}")
+    source = str(source)
+    if not is_hub_id(source):
+        raise FileNotFoundError(
+            f"no such file or directory: {source!r}, and it is not a hub id such as "
+            f"'usyd-community/vitpose-base-simple'. {_how_to_pass_local()}."
+        )
+    return _hub_download(source, filename, required=required, **hub_kwargs)
+
+
+def _hub_download(repo_id: str, filename: str, *, required: bool, **hub_kwargs: Any) -> Path | None:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    allowed = {"revision", "cache_dir", "token", "local_files_only", "force_download", "proxies"}
+    unknown = set(hub_kwargs) - allowed
+    if unknown:
+        raise TypeError(f"unexpected arguments {sorted(unknown)}; hub options are {sorted(allowed)}")
+    try:
+        return Path(hf_hub_download(repo_id, filename, **hub_kwargs))
+    # LocalEntryNotFoundError subclasses EntryNotFoundError in recent huggingface_hub: test it first.
+    except LocalEntryNotFoundError as err:
+        if not required and hub_kwargs.get("local_files_only"):
+            return None
+        raise CheckpointError(
+            f"could not download {filename} of {repo_id!r} from the Hugging Face hub (offline, or no connection) "
+            f"and it is not in the local cache. {_how_to_pass_local()}; download it where there is a connection, "
+            f"e.g. `huggingface-cli download {repo_id} --local-dir DIR`, then pass DIR."
+        ) from err
+    except EntryNotFoundError:
+        if required:
+            raise FileNotFoundError(f"the hub repository {repo_id!r} has no {filename}") from None
+        return None
+    except RepositoryNotFoundError as err:
+        raise FileNotFoundError(
+            f"{repo_id!r} is neither a local path nor a hub repository that can be read (private or misspelt?). "
+            f"{_how_to_pass_local()}."
+        ) from err
+    except OSError as err:  # connection errors of requests/httpx surface as OSError subclasses
+        raise CheckpointError(
+            f"could not download {filename} of {repo_id!r} from the Hugging Face hub: {err}. {_how_to_pass_local()}."
+        ) from err
+
+
+# --------------------------------------------------------------------------- reading weights
+def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Tensors of a `.safetensors`, `.bin` or `.pth` file, memory-mapped where the format allows.
+
+    Pickle files are read with `weights_only=True`: arbitrary objects are never unpickled. An mmpose checkpoint's
+    `state_dict` (or `model`) entry is unwrapped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such checkpoint file: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        try:
+            data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as err:
+            if "mmap" not in str(err):
+                raise
+            data = torch.load(str(path), map_location="cpu", weights_only=True)  # legacy (non-zip) format
+    except Exception as err:  # the libraries raise many types for a damaged file; one clear message for all
+        kind = "unsafe or unsupported pickle content" if "weights_only" in str(err) or "Unsupported" in str(err) else ""
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            f"{' (' + kind + ')' if kind else ''}. The file may be truncated or corrupt: download it again."
+        ) from err
+    if isinstance(data, Mapping):
+        for key in ("state_dict", "model", "module"):
+            if key in data and isinstance(data[key], Mapping):
+                data = data[key]
+                break
+    if not isinstance(data, Mapping) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise CheckpointError(f"{path} does not hold a state dict of tensors")
+    return dict(data)
+
+
+def read_sharded(index_file: Path, resolve: Any) -> dict[str, torch.Tensor]:
+    """Read a sharded safetensors checkpoint through its index; `resolve(name)` gives each shard's path."""
+    try:
+        weight_map = json.loads(index_file.read_text())["weight_map"]
+    except (OSError, KeyError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"cannot read shard index {index_file}: {err}") from err
+    state: dict[str, torch.Tensor] = {}
+    for shard in sorted(set(weight_map.values())):
+        state.update(read_state_dict(resolve(shard)))
+    return state
+
+
+# --------------------------------------------------------------------------- key mapping
+_HF_HEAD = {
+    "conv": "final_layer",
+    "deconv1": "deconv_layers.0",
+    "batchnorm1": "deconv_layers.1",
+    "deconv2": "deconv_layers.3",
+    "batchnorm2": "deconv_layers.4",
+}
+_NATIVE_HEAD = {v: k for k, v in _HF_HEAD.items()}
+_HF_BLOCK = {
+    "attention.output.dense": "attn.proj",
+    "layernorm_before": "norm1",
+    "layernorm_after": "norm2",
+    "mlp": "mlp",
+}
+_NATIVE_BLOCK = {v: k for k, v in _HF_BLOCK.items()}
+
+
+def _map_head(rest: str, table: dict[str, str], key: str) -> str:
+    for src, dst in table.items():
+        if rest == src or rest.startswith(src + "."):
+            return dst + rest[len(src) :]
+    raise CheckpointError(f"unexpected head key {key!r}")
+
+
+def hf_to_native(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """transformers hub keys -> vitpose (original) keys; separate q/k/v are fused into one qkv."""
+    out: dict[str, torch.Tensor] = {}
+    qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+    unexpected = []
+    for key, value in state.items():
+        if key == "backbone.embeddings.position_embeddings":
+            out["backbone.pos_embed"] = value
+        elif key.startswith("backbone.embeddings.patch_embeddings.projection."):
+            out["backbone.patch_embed.proj." + key.rsplit(".", 1)[1]] = value
+        elif key.startswith("backbone.layernorm."):
+            out["backbone.last_norm." + key.rsplit(".", 1)[1]] = value
+        elif m := re.match(r"backbone\.encoder\.layer\.(\d+)\.(.+)$", key):
+            i, rest = m.groups()
+            if q := re.match(r"attention\.attention\.(query|key|value)\.(weight|bias)$", rest):
+                qkv.setdefault((i, q.group(2)), {})[q.group(1)] = value
+                continue
+            for src, dst in _HF_BLOCK.items():
+                if rest.startswith(src + "."):
+                    out[f"backbone.blocks.{i}.{dst}{rest[len(src) :]}"] = value
+                    break
+            else:
+                unexpected.append(key)
+        elif key.startswith("head."):
+            out["keypoint_head." + _map_head(key[5:], _HF_HEAD, key)] = value
+        elif m := re.match(r"associate_heads\.(\d+)\.(.+)$", key):
+            out[f"associate_keypoint_heads.{m.group(1)}." + _map_head(m.group(2), _HF_HEAD, key)] = value
+        else:
+            unexpected.append(key)
+    for (i, kind), parts in qkv.items():
+        if set(parts) != {"query", "key", "value"}:
+            missing = sorted({"query", "key", "value"} - set(parts))
+            raise CheckpointError(f"layer {i} has no attention {', '.join(missing)} {kind}")
+        out[f"backbone.blocks.{i}.attn.qkv.{kind}"] = torch.cat([parts["query"], parts["key"], parts["value"]])
+    if unexpected:
+        raise CheckpointError(f"unexpected keys in the checkpoint: {_list_keys(unexpected)}")
+    return out
+
+
+def native_to_hf(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """vitpose keys -> transformers hub keys (qkv split into query, key, value)."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key == "backbone.pos_embed":
+            out["backbone.embeddings.position_embeddings"] = value
+        elif key.startswith("backbone.patch_embed.proj."):
+            out["backbone.embeddings.patch_embeddings.projection." + key.rsplit(".", 1)[1]] = value
+        elif key.startswith("backbone.last_norm."):
+            out["backbone.layernorm." + key.rsplit(".", 1)[1]] = value
+        elif m := re.match(r"backbone\.blocks\.(\d+)\.(.+)$", key):
+            i, rest = m.groups()
+            prefix = f"backbone.encoder.layer.{i}."
+            if q := re.match(r"attn\.qkv\.(weight|bias)$", rest):
+                for name, part in zip(("query", "key", "value"), value.chunk(3), strict=True):
+                    out[f"{prefix}attention.attention.{name}.{q.group(1)}"] = part
+                continue
+            for src, dst in _NATIVE_BLOCK.items():
+                if rest.startswith(src + "."):
+                    out[prefix + dst + rest[len(src) :]] = value
+                    break
+            else:
+                raise CheckpointError(f"cannot map key {key!r} to the hub format")
+        elif key.startswith("keypoint_head."):
+            out["head." + _map_head(key[len("keypoint_head.") :], _NATIVE_HEAD, key)] = value
+        elif m := re.match(r"associate_keypoint_heads\.(\d+)\.(.+)$", key):
+            out[f"associate_heads.{m.group(1)}." + _map_head(m.group(2), _NATIVE_HEAD, key)] = value
+        else:
+            raise CheckpointError(f"cannot map key {key!r} to the hub format")
+    return out
+
+
+def original_to_native(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Original ViTPose keys -> vitpose keys: the same names, less a `module.` prefix and the unused cls_token."""
+    out = {}
+    for key, value in state.items():
+        key = key.removeprefix("module.")
+        if key == "backbone.cls_token":
+            continue  # defined in some checkpoints, never used in the forward pass
+        out[key] = value
+    return out
+
+
+def is_hf_format(state: Mapping[str, torch.Tensor]) -> bool:
+    return any(k.startswith("backbone.embeddings.") or k.startswith("backbone.encoder.") for k in state)
+
+
+# --------------------------------------------------------------------------- config from shapes
+def infer_config(state: Mapping[str, torch.Tensor]) -> VitPoseConfig:
+    """Config of an original ViTPose checkpoint, from its tensor shapes (vitpose key names).
+
+    Width picks the preset (number of attention heads cannot be seen in shapes); depth, decoder type, keypoint
+    counts, experts, part features and input size are read off the tensors.
+    """
+
+    def need(key: str) -> torch.Tensor:
+        if key not in state:
+            raise CheckpointError(f"not a ViTPose checkpoint: key {key!r} is missing")
+        return state[key]
+
+    proj = need("backbone.patch_embed.proj.weight")
+    width, channels, patch_h, patch_w = proj.shape
+    presets = {p["hidden_size"]: (name, p) for name, p in PRESETS.items()}
+    if width not in presets:
+        widths = ", ".join(f"{w} ({n})" for w, (n, _) in sorted(presets.items()))
+        raise CheckpointError(
+            f"backbone width {width} fits no ViTPose preset ({widths}); pass config=VitPoseConfig(...) "
+            "describing the model"
+        )
+    _, preset = presets[width]
+    depth = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"backbone\.blocks\.(\d+)\.", k)))
+    fc1 = need("backbone.blocks.0.mlp.fc1.weight")
+    experts = sorted(
+        {int(m.group(1)) for k in state if (m := re.match(r"backbone\.blocks\.0\.mlp\.experts\.(\d+)\.weight", k))}
+    )
+    part = state[f"backbone.blocks.0.mlp.experts.{experts[0]}.weight"].shape[0] if experts else preset["part_features"]
+
+    tokens = need("backbone.pos_embed").shape[1] - 1
+    grid = None
+    for rows_per_col in (4 / 3, 1.0):  # ViTPose inputs are 4:3 (256x192, 384x288) or square (256x256)
+        cols = round((tokens / rows_per_col) ** 0.5)
+        rows = tokens // cols if cols else 0
+        if rows * cols == tokens and abs(rows / cols - rows_per_col) < 1e-6:
+            grid = (rows, cols)
+            break
+    if grid is None:
+        raise CheckpointError(f"cannot infer the input size from {tokens} position embeddings (not 4:3 nor square)")
+
+    head_out = need("keypoint_head.final_layer.weight")
+    simple = "keypoint_head.deconv_layers.0.weight" not in state
+    if simple and head_out.shape[1] != width:
+        raise CheckpointError(f"head input channels {head_out.shape[1]} do not match backbone width {width}")
+    associate = []
+    j = 0
+    while f"associate_keypoint_heads.{j}.final_layer.weight" in state:
+        associate.append(state[f"associate_keypoint_heads.{j}.final_layer.weight"].shape[0])
+        j += 1
+    backbone = VitPoseBackboneConfig(
+        image_size=(grid[0] * patch_h, grid[1] * patch_w),
+        patch_size=(patch_h, patch_w),
+        num_channels=channels,
+        hidden_size=width,
+        num_hidden_layers=depth,
+        num_attention_heads=preset["num_attention_heads"],
+        mlp_ratio=fc1.shape[0] / width if fc1.shape[0] % width else fc1.shape[0] // width,
+        num_experts=len(experts) if experts else 1,
+        part_features=part,
+        layer_norm_eps=1e-6,  # the original's LayerNorm eps
+        qkv_bias="backbone.blocks.0.attn.qkv.bias" in state,
+    )
+    config = VitPoseConfig(
+        backbone_config=backbone,
+        num_labels=head_out.shape[0],
+        use_simple_decoder=simple,
+        associate_num_labels=associate,
+    )
+    _apply_dataset_metadata(config)
+    return config
+
+
+def _apply_dataset_metadata(config: VitPoseConfig, dataset_index: int = 0) -> None:
+    """Keypoint names, skeleton and flip pairs of the data set whose head is the main one, where counts agree."""
+    from vitpose.datasets import get_dataset_info
+
+    try:
+        info = get_dataset_info(dataset_index)
+    except ValueError:
+        return
+    if info.num_keypoints != config.num_labels:
+        return
+    config.id2label = dict(enumerate(info.keypoint_names))
+    config.label2id = {v: k for k, v in config.id2label.items()}
+    config.edges = [list(e) for e in info.skeleton]
+    config.flip_pairs = [list(p) for p in info.flip_pairs]
+
+
+# --------------------------------------------------------------------------- building models
+def _check_keys(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: Any) -> dict[str, torch.Tensor]:
+    expected = model.state_dict()
+    state = dict(state)
+    # BatchNorm's step counter is not a weight; checkpoints differ on whether they store it.
+    for key, value in expected.items():
+        if key.endswith("num_batches_tracked") and key not in state:
+            state[key] = torch.zeros((), dtype=value.dtype)
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_list_keys(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_list_keys(unexpected)}")
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if shapes:
+        problems.append(
+            "shape mismatches: " + "; ".join(shapes[:8]) + (f" (+{len(shapes) - 8} more)" if len(shapes) > 8 else "")
+        )
+    if problems:
+        raise CheckpointError(f"checkpoint {source} does not fit the model: " + " | ".join(problems))
+    return state
+
+
+def _list_keys(keys: list[str], limit: int = 8) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def build_model(
+    config: VitPoseConfig,
+    state: Mapping[str, torch.Tensor],
+    *,
+    device: torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    source: Any = "state dict",
+):
+    """A model in eval mode holding `state` (vitpose keys) without copying it: built on the meta device, then the
+    tensors are assigned. Floating tensors are cast to `dtype` (default float32, as transformers loads)."""
+    from vitpose.models.pose import VitPoseForPoseEstimation
+
+    with torch.device("meta"):
+        model = VitPoseForPoseEstimation(config)
+    state = _check_keys(model, state, source)
+    target = _dtype(dtype)
+    state = {k: v.to(target) if v.is_floating_point() and v.dtype != target else v for k, v in state.items()}
+    model.load_state_dict(state, strict=True, assign=True)
+    if device is not None:
+        model.to(device)
+    return model.eval()
+
+
+def _dtype(dtype: torch.dtype | str | None) -> torch.dtype:
+    if dtype is None or dtype == "auto":
+        return torch.float32
+    if isinstance(dtype, str):
+        value = getattr(torch, dtype.removeprefix("torch."), None)
+        if not isinstance(value, torch.dtype):
+            raise ValueError(f"unknown dtype {dtype!r}; use 'float32', 'float16' or 'bfloat16'")
+        return value
+    return dtype
+
+
+def load_model(
+    source: str | os.PathLike[str],
+    *,
+    device: torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    config: VitPoseConfig | None = None,
+    **hub_kwargs: Any,
+):
+    """Load a `VitPoseForPoseEstimation` from a hub-format directory, a hub id or an original checkpoint file."""
+    path = Path(source)
+    if path.is_file():
+        state = read_state_dict(path)
+        if is_hf_format(state):
+            if config is None:
+                sibling = path.parent / CONFIG_NAME
+                if not sibling.is_file():
+                    raise CheckpointError(
+                        f"{path} holds transformers-format weights but {sibling} is missing; pass the directory "
+                        "with its config.json, or config=VitPoseConfig(...)"
+                    )
+                config = VitPoseConfig.from_json_file(sibling)
+            native = hf_to_native(state)
+        else:
+            native = original_to_native(state)
+            if config is None:
+                config = infer_config(native)
+        return build_model(config, native, device=device, dtype=dtype, source=path)
+
+    if config is None:
+        config = VitPoseConfig.from_json_file(resolve_file(source, CONFIG_NAME, **hub_kwargs))
+    weights = resolve_file(source, SAFE_WEIGHTS_NAME, required=False, **hub_kwargs)
+    if weights is not None:
+        state = read_state_dict(weights)
+    elif (index := resolve_file(source, SAFE_WEIGHTS_INDEX_NAME, required=False, **hub_kwargs)) is not None:
+        state = read_sharded(index, lambda name: resolve_file(source, name, **hub_kwargs))
+    elif (weights := resolve_file(source, TORCH_WEIGHTS_NAME, required=False, **hub_kwargs)) is not None:
+        state = read_state_dict(weights)
+    else:
+        raise FileNotFoundError(
+            f"{source} has a config.json but no {SAFE_WEIGHTS_NAME}, {SAFE_WEIGHTS_INDEX_NAME} or {TORCH_WEIGHTS_NAME}"
+        )
+    native = hf_to_native(state) if is_hf_format(state) else original_to_native(state)
+    return build_model(config, native, device=device, dtype=dtype, source=source)
+
+
+def save_model(model: torch.nn.Module, save_directory: str | os.PathLike[str], safe_serialization: bool = True) -> None:
+    """Write `config.json` and the weights in the transformers hub format."""
+    os.makedirs(save_directory, exist_ok=True)
+    model.config.save_pretrained(save_directory)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in native_to_hf(model.state_dict()).items()}
+    if safe_serialization:
+        from safetensors.torch import save_file
+
+        # Tensors must not share memory in a safetensors file (q, k, v are views of one qkv): clone the views.
+        save_file(
+            {k: v.clone() for k, v in state.items()},
+            str(Path(save_directory, SAFE_WEIGHTS_NAME)),
+            metadata={"format": "pt"},
+        )
+    else:
+        torch.save(state, Path(save_directory, TORCH_WEIGHTS_NAME))
+
+
+# --------------------------------------------------------------------------- expert folding
+def fold_experts(model: Any, dataset: int | str):
+    """Dense copy of a ViTPose++ `model` for one data set (see `VitPoseForPoseEstimation.fold_experts`)."""
+    from vitpose.datasets import get_dataset_info
+
+    if not model.is_moe:
+        raise ValueError("fold_experts needs a ViTPose++ (mixture-of-experts) model; this one is dense")
+    index = get_dataset_info(dataset).dataset_index if isinstance(dataset, str) else int(dataset)
+    num_experts = model.config.backbone_config.num_experts
+    if not 0 <= index < num_experts:
+        raise ValueError(
+            f"dataset index {index} out of range: this model has {num_experts} experts (0..{num_experts - 1})"
+        )
+    head = model.head_for(index)
+    own_head = head is not model.keypoint_head
+    head_prefix = f"associate_keypoint_heads.{index - 1}." if own_head else "keypoint_head."
+
+    state: dict[str, torch.Tensor] = {}
+    for key, value in model.state_dict().items():
+        if m := re.match(r"(backbone\.blocks\.\d+\.mlp\.)(fc2|experts\.(\d+))\.(weight|bias)$", key):
+            prefix, what, _, kind = m.groups()
+            if what == "fc2":
+                chosen = model.state_dict()[f"{prefix}experts.{index}.{kind}"]
+                state[key] = torch.cat([value, chosen])
+            continue
+        if key.startswith(("keypoint_head.", "associate_keypoint_heads.")):
+            if key.startswith(head_prefix):
+                state["keypoint_head." + key[len(head_prefix) :]] = value
+            continue
+        state[key] = value
+
+    cfg = model.config.to_dict()
+    backbone = dict(cfg.pop("backbone_config"), num_experts=1)
+    for key in ("associate_num_labels", "flip_pairs", "edges", "id2label", "label2id"):
+        cfg.pop(key, None)
+    config = VitPoseConfig(backbone_config=backbone, num_labels=head.num_keypoints, folded_dataset_index=index, **cfg)
+    if own_head or index == 0:
+        _apply_dataset_metadata(config, index)
+    else:
+        config.flip_pairs, config.edges = model.config.flip_pairs, model.config.edges
+        config.id2label, config.label2id = dict(model.config.id2label), dict(model.config.label2id)
+    return build_model(config, state, device=model.device, dtype=model.dtype, source=f"fold of expert {index}")
+
+
+__all__ = [
+    "CheckpointError",
+    "build_model",
+    "fold_experts",
+    "hf_to_native",
+    "infer_config",
+    "load_model",
+    "native_to_hf",
+    "original_to_native",
+    "read_state_dict",
+    "resolve_file",
+    "save_model",
+]

@@ -1,0 +1,363 @@
+"""Model configuration, read and written in the transformers hub format (`config.json`).
+
+`VitPoseConfig` mirrors `transformers.VitPoseConfig` closely enough that a `config.json` written by either loads in
+the other: the backbone settings live in a nested `backbone_config` with `model_type: "vitpose_backbone"`. Keys we do
+not know are kept and written back, so a round trip loses nothing.
+
+ViTPose++ extras (ignored by transformers): `associate_num_labels`, the keypoint counts of the heads for
+`dataset_index` 1, 2, ... (the original's `associate_keypoint_heads`), and `flip_pairs` for the main head.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+CONFIG_NAME = "config.json"
+
+# (hidden_size, num_hidden_layers, num_attention_heads, part_features, drop_path_rate) of the four ViT sizes.
+PRESETS: dict[str, dict[str, Any]] = {
+    "small": {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 12, "part_features": 96},
+    "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "part_features": 192},
+    "large": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "part_features": 256},
+    "huge": {"hidden_size": 1280, "num_hidden_layers": 32, "num_attention_heads": 16, "part_features": 320},
+}
+DROP_PATH_RATES = {"small": 0.1, "base": 0.3, "large": 0.5, "huge": 0.55}
+PRESET_ALIASES = {"s": "small", "b": "base", "l": "large", "h": "huge"}
+
+# COCO-17 skeleton (0-based), as in the hub checkpoints' `edges`.
+COCO_EDGES = [
+    [15, 13], [13, 11], [16, 14], [14, 12], [11, 12], [5, 11], [6, 12], [5, 6], [5, 7], [6, 8],
+    [7, 9], [8, 10], [1, 2], [0, 1], [0, 2], [1, 3], [2, 4], [3, 5], [4, 6],
+]  # fmt: skip
+COCO_KEYPOINT_NAMES = [
+    "Nose", "L_Eye", "R_Eye", "L_Ear", "R_Ear", "L_Shoulder", "R_Shoulder", "L_Elbow", "R_Elbow", "L_Wrist",
+    "R_Wrist", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R_Ankle",
+]  # fmt: skip
+
+
+def _pair(value: int | Sequence[int], name: str) -> list[int]:
+    if isinstance(value, int):
+        return [value, value]
+    value = list(value)
+    if len(value) != 2:
+        raise ValueError(f"{name} must be an int or a (height, width) pair, got {value!r}")
+    return [int(v) for v in value]
+
+
+class VitPoseBackboneConfig:
+    """Settings of the ViT backbone (transformers' `VitPoseBackboneConfig` keys).
+
+    `out_indices` picks the block whose output feeds the head (1-based; 0 is the patch embedding). Only the last
+    entry is used. Left unset, it is the last block (transformers' `VitPoseConfig()` default of `[4]` is a trap:
+    real checkpoints set the last block).
+    """
+
+    model_type = "vitpose_backbone"
+
+    def __init__(
+        self,
+        image_size: int | Sequence[int] = (256, 192),
+        patch_size: int | Sequence[int] = (16, 16),
+        num_channels: int = 3,
+        hidden_size: int = 768,
+        num_hidden_layers: int = 12,
+        num_attention_heads: int = 12,
+        mlp_ratio: int | float = 4,
+        num_experts: int = 1,
+        part_features: int = 256,
+        hidden_act: str = "gelu",
+        hidden_dropout_prob: float = 0.0,
+        attention_probs_dropout_prob: float = 0.0,
+        drop_path_rate: float = 0.0,
+        initializer_range: float = 0.02,
+        layer_norm_eps: float = 1e-12,
+        qkv_bias: bool = True,
+        out_indices: Sequence[int] | None = None,
+        out_features: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.image_size = _pair(image_size, "image_size")
+        self.patch_size = _pair(patch_size, "patch_size")
+        self.num_channels = int(num_channels)
+        self.hidden_size = int(hidden_size)
+        self.num_hidden_layers = int(num_hidden_layers)
+        self.num_attention_heads = int(num_attention_heads)
+        self.mlp_ratio = mlp_ratio
+        self.num_experts = int(num_experts)
+        self.part_features = int(part_features)
+        self.hidden_act = hidden_act
+        self.hidden_dropout_prob = float(hidden_dropout_prob)
+        self.attention_probs_dropout_prob = float(attention_probs_dropout_prob)
+        self.drop_path_rate = float(drop_path_rate)
+        self.initializer_range = float(initializer_range)
+        self.layer_norm_eps = float(layer_norm_eps)
+        self.qkv_bias = bool(qkv_bias)
+        stage_names = self.stage_names
+        if out_indices is None and out_features is not None:
+            out_indices = [stage_names.index(f) for f in out_features]
+        if out_indices is None:
+            out_indices = [self.num_hidden_layers]
+        self.out_indices = [int(i) if i >= 0 else len(stage_names) + int(i) for i in out_indices]
+        kwargs.pop("stage_names", None)
+        kwargs.pop("model_type", None)
+        self.extra: dict[str, Any] = kwargs
+        self.validate()
+
+    @property
+    def stage_names(self) -> list[str]:
+        return ["stem"] + [f"stage{i}" for i in range(1, self.num_hidden_layers + 1)]
+
+    @property
+    def out_features(self) -> list[str]:
+        return [self.stage_names[i] for i in self.out_indices]
+
+    @property
+    def feature_layer(self) -> int:
+        """Number of blocks run: the output of block `feature_layer` (1-based) feeds the head."""
+        return self.out_indices[-1]
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """Token grid (rows, cols): the patch convolution has padding 2, so 256x192 with 16x16 patches gives 16x12."""
+        (h, w), (ph, pw) = self.image_size, self.patch_size
+        return (h + 4 - ph) // ph + 1, (w + 4 - pw) // pw + 1
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 1
+
+    def validate(self) -> None:
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}"
+            )
+        if self.num_experts > 1 and not 0 < self.part_features < self.hidden_size:
+            raise ValueError(f"part_features must be in (0, hidden_size={self.hidden_size}), got {self.part_features}")
+        if self.hidden_act not in ("gelu", "gelu_python"):
+            raise ValueError(f"hidden_act {self.hidden_act!r} is not supported; ViTPose uses exact 'gelu'")
+        if not all(0 <= i <= self.num_hidden_layers for i in self.out_indices):
+            raise ValueError(f"out_indices {self.out_indices} out of range for {self.num_hidden_layers} layers")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.extra)
+        out.update(
+            model_type=self.model_type,
+            image_size=list(self.image_size),
+            patch_size=list(self.patch_size),
+            num_channels=self.num_channels,
+            hidden_size=self.hidden_size,
+            num_hidden_layers=self.num_hidden_layers,
+            num_attention_heads=self.num_attention_heads,
+            mlp_ratio=self.mlp_ratio,
+            num_experts=self.num_experts,
+            part_features=self.part_features,
+            hidden_act=self.hidden_act,
+            hidden_dropout_prob=self.hidden_dropout_prob,
+            attention_probs_dropout_prob=self.attention_probs_dropout_prob,
+            drop_path_rate=self.drop_path_rate,
+            initializer_range=self.initializer_range,
+            layer_norm_eps=self.layer_norm_eps,
+            qkv_bias=self.qkv_bias,
+            out_indices=list(self.out_indices),
+            out_features=self.out_features,
+            stage_names=self.stage_names,
+        )
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VitPoseBackboneConfig:
+        return cls(**copy.deepcopy(data))
+
+    def __repr__(self) -> str:
+        return f"VitPoseBackboneConfig({json.dumps(self.to_dict(), sort_keys=True)})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VitPoseBackboneConfig) and self.to_dict() == other.to_dict()
+
+
+class VitPoseConfig:
+    """Configuration of a ViTPose / ViTPose++ model (transformers' `VitPoseConfig` keys plus ViTPose++ heads).
+
+    Defaults describe ViTPose-B with the simple decoder for COCO-17, i.e. `usyd-community/vitpose-base-simple`.
+
+    Args:
+        backbone_config: a `VitPoseBackboneConfig` or its dict.
+        num_labels: keypoints of the main head (`dataset_index` 0).
+        use_simple_decoder: simple (ReLU, bilinear x`scale_factor`, 3x3 conv) or classic (two deconvolutions) head.
+        edges: skeleton links of the main head, 0-based pairs (used for drawing).
+        associate_num_labels: keypoint counts of the extra heads for `dataset_index` 1, 2, ... (ViTPose++, and the
+            original's multi-data-set ViTPose such as COCO+AiC+MPII, whose backbone is dense).
+        flip_pairs: left/right keypoint pairs of the main head, for the flip test (default: from the data set).
+    """
+
+    model_type = "vitpose"
+
+    def __init__(
+        self,
+        backbone_config: VitPoseBackboneConfig | dict[str, Any] | None = None,
+        num_labels: int | None = None,
+        use_simple_decoder: bool = True,
+        scale_factor: int = 4,
+        initializer_range: float = 0.02,
+        edges: Iterable[Sequence[int]] | None = None,
+        id2label: dict[int | str, str] | None = None,
+        label2id: dict[str, int] | None = None,  # derived from id2label; accepted for transformers' config files
+        associate_num_labels: Sequence[int] | None = None,
+        flip_pairs: Iterable[Sequence[int]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if backbone_config is None:
+            backbone_config = VitPoseBackboneConfig()
+        elif isinstance(backbone_config, dict):
+            backbone_config = VitPoseBackboneConfig.from_dict(backbone_config)
+        elif not isinstance(backbone_config, VitPoseBackboneConfig):
+            # A transformers VitPoseBackboneConfig (or anything with to_dict) is accepted too.
+            if not hasattr(backbone_config, "to_dict"):
+                raise TypeError(f"backbone_config must be a VitPoseBackboneConfig or dict, got {type(backbone_config)}")
+            backbone_config = VitPoseBackboneConfig.from_dict(backbone_config.to_dict())
+        self.backbone_config: VitPoseBackboneConfig = backbone_config
+        if id2label is not None:
+            id2label = {int(k): v for k, v in id2label.items()}
+        if num_labels is None:
+            num_labels = len(id2label) if id2label else 17
+        self.num_labels = int(num_labels)
+        generic = id2label is not None and all(v == f"LABEL_{k}" for k, v in id2label.items())
+        if id2label is None or len(id2label) != self.num_labels or (generic and self.num_labels == 17):
+            # transformers' placeholder names (LABEL_0, ...) say nothing; a 17-keypoint head is COCO's.
+            names = COCO_KEYPOINT_NAMES if self.num_labels == 17 else [f"LABEL_{i}" for i in range(self.num_labels)]
+            id2label = dict(enumerate(names))
+        self.id2label: dict[int, str] = id2label
+        self.label2id: dict[str, int] = {v: k for k, v in id2label.items()}
+        self.use_simple_decoder = bool(use_simple_decoder)
+        self.scale_factor = int(scale_factor)
+        self.initializer_range = float(initializer_range)
+        if edges is None and self.num_labels == 17:
+            edges = COCO_EDGES
+        self.edges: list[list[int]] | None = [list(map(int, e)) for e in edges] if edges is not None else None
+        self.associate_num_labels: list[int] = [int(k) for k in (associate_num_labels or [])]
+        self.flip_pairs: list[list[int]] | None = (
+            [list(map(int, p)) for p in flip_pairs] if flip_pairs is not None else None
+        )
+        for key in ("model_type", "transformers_version"):
+            kwargs.pop(key, None)
+        self.extra: dict[str, Any] = kwargs
+        self._validate()
+
+    def _validate(self) -> None:
+        if self.num_labels < 1:
+            raise ValueError(f"num_labels must be >= 1, got {self.num_labels}")
+        for name, pairs in (("edges", self.edges), ("flip_pairs", self.flip_pairs)):
+            for pair in pairs or []:
+                if len(pair) != 2 or not all(0 <= i < self.num_labels for i in pair):
+                    raise ValueError(f"{name} entry {pair} is not a pair of keypoint indices in [0, {self.num_labels})")
+        experts = self.backbone_config.num_experts
+        if self.backbone_config.is_moe and len(self.associate_num_labels) >= experts:
+            raise ValueError(f"{len(self.associate_num_labels)} extra heads but only {experts} experts")
+        if any(k < 1 for k in self.associate_num_labels):
+            raise ValueError(f"associate_num_labels must be >= 1, got {self.associate_num_labels}")
+
+    @property
+    def num_heads(self) -> int:
+        """Keypoint heads: the main one plus the ViTPose++ extra heads."""
+        return 1 + len(self.associate_num_labels)
+
+    def num_keypoints_for(self, dataset_index: int) -> int:
+        """Keypoints the model outputs for a sample of `dataset_index` (the main head where it has no own head)."""
+        if 1 <= dataset_index <= len(self.associate_num_labels):
+            return self.associate_num_labels[dataset_index - 1]
+        return self.num_labels
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.extra)
+        out.update(
+            model_type=self.model_type,
+            architectures=out.get("architectures") or ["VitPoseForPoseEstimation"],
+            backbone_config=self.backbone_config.to_dict(),
+            num_labels=self.num_labels,
+            id2label={str(k): v for k, v in self.id2label.items()},
+            label2id=dict(self.label2id),
+            use_simple_decoder=self.use_simple_decoder,
+            scale_factor=self.scale_factor,
+            initializer_range=self.initializer_range,
+        )
+        if self.edges is not None:
+            out["edges"] = self.edges
+        if self.associate_num_labels:
+            out["associate_num_labels"] = self.associate_num_labels
+        if self.flip_pairs is not None:
+            out["flip_pairs"] = self.flip_pairs
+        # transformers derives num_labels from id2label and rejects the key on some versions.
+        out.pop("num_labels")
+        return out
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VitPoseConfig:
+        data = copy.deepcopy(data)
+        if data.get("model_type", "vitpose") != "vitpose":
+            raise ValueError(f"config has model_type {data.get('model_type')!r}, expected 'vitpose'")
+        return cls(**data)
+
+    @classmethod
+    def from_json_file(cls, path: str | os.PathLike[str]) -> VitPoseConfig:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"cannot read model config {path}: {err}") from err
+        if not isinstance(data, dict):
+            raise ValueError(f"model config {path} is not a JSON object")
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike[str], **hub_kwargs: Any) -> VitPoseConfig:
+        """Read `config.json` from a local directory or a hub id."""
+        from vitpose.checkpoints import resolve_file
+
+        return cls.from_json_file(resolve_file(source, CONFIG_NAME, **hub_kwargs))
+
+    def save_pretrained(self, save_directory: str | os.PathLike[str]) -> None:
+        os.makedirs(save_directory, exist_ok=True)
+        Path(save_directory, CONFIG_NAME).write_text(self.to_json_string())
+
+    @classmethod
+    def from_preset(
+        cls,
+        size: str,
+        *,
+        num_experts: int = 1,
+        use_simple_decoder: bool = True,
+        num_labels: int = 17,
+        **overrides: Any,
+    ) -> VitPoseConfig:
+        """A config for one of the published sizes: "small", "base", "large", "huge" (or s/b/l/h).
+
+        `overrides` go to the backbone config where they name one of its fields (e.g. `num_hidden_layers=2` for a
+        shallow test model), otherwise to the model config.
+        """
+        key = PRESET_ALIASES.get(size.lower(), size.lower())
+        if key not in PRESETS:
+            raise ValueError(f"unknown size {size!r}; choose one of {sorted(PRESETS)}")
+        backbone = dict(PRESETS[key], num_experts=num_experts, layer_norm_eps=1e-6)
+        backbone_fields = set(VitPoseBackboneConfig().to_dict())
+        model_kwargs = {}
+        for k, v in overrides.items():
+            (backbone if k in backbone_fields else model_kwargs)[k] = v
+        return cls(
+            backbone_config=VitPoseBackboneConfig(**backbone),
+            num_labels=num_labels,
+            use_simple_decoder=use_simple_decoder,
+            **model_kwargs,
+        )
+
+    def __repr__(self) -> str:
+        return f"VitPoseConfig({self.to_json_string()})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VitPoseConfig) and self.to_dict() == other.to_dict()

@@ -1,0 +1,418 @@
+"""`VitPoseImageProcessor`: the transformers-compatible processor, built from `transforms` (crops) and `codec`
+(decoding).
+
+Pre-processing is the original's: box -> centre/scale (padding 1.25), UDP warp matrix, `cv2.warpAffine` bilinear on
+the 8-bit image, then /255 and ImageNet normalisation. Post-processing is the original's: argmax, DARK-UDP with the
+original blur (kernel 11, sigma 2), UDP transform back to the image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from vitpose.codec import UDPHeatmapCodec
+from vitpose.transforms import box_to_center_scale, crop_boxes
+
+PROCESSOR_NAME = "preprocessor_config.json"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+ImageLike = Any  # PIL.Image.Image | np.ndarray | torch.Tensor
+
+
+class BatchFeature(dict):
+    """The processor's output: a dict (`pixel_values`) that moves to a device with `.to()`, as transformers'."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def to(self, *args: Any, **kwargs: Any) -> BatchFeature:
+        """`.to(device)`, `.to(dtype)` or both; dtypes apply to floating tensors only."""
+        out = BatchFeature()
+        for key, value in self.items():
+            if isinstance(value, torch.Tensor):
+                if value.is_floating_point():
+                    value = value.to(*args, **kwargs)
+                else:
+                    device = kwargs.get("device") or next((a for a in args if isinstance(a, (str, torch.device))), None)
+                    value = value.to(device) if device is not None else value
+            out[key] = value
+        return out
+
+
+def to_rgb_array(image: ImageLike, index: int = 0) -> np.ndarray:
+    """One image as an (H, W, 3) array: uint8 where the input is 8-bit, float32 otherwise.
+
+    Accepts PIL images (any mode), numpy arrays and torch tensors, channels-last (H, W, C) or channels-first
+    (C, H, W), with C = 1 (grayscale), 3 (RGB) or 4 (RGBA: alpha dropped), and 2-D grayscale arrays.
+    """
+    where = f"image {index}"
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        Image = None
+    if Image is not None and isinstance(image, Image.Image):
+        if image.mode not in ("RGB", "L", "RGBA", "P", "LA", "CMYK", "YCbCr", "1"):
+            raise ValueError(f"{where}: PIL mode {image.mode!r} is not supported; convert it to RGB or L")
+        return np.asarray(image.convert("RGB"))
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    if not isinstance(image, np.ndarray):
+        raise TypeError(
+            f"{where} is a {type(image).__name__}; images must be PIL images, numpy arrays (H, W, 3) or "
+            "torch tensors (3, H, W)"
+        )
+    arr = image
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3:
+        raise ValueError(f"{where} has shape {arr.shape}; expected (H, W), (H, W, C) or (C, H, W) with C in 1, 3, 4")
+    if arr.shape[-1] not in (1, 3, 4) and arr.shape[0] in (1, 3, 4):
+        arr = arr.transpose(1, 2, 0)  # channels-first -> channels-last
+    if arr.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"{where} has shape {image.shape}; expected (H, W), (H, W, C) or (C, H, W) with C in 1, 3, 4")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{where} is empty (shape {image.shape})")
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif arr.shape[-1] == 4:
+        arr = arr[:, :, :3]
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(f"{where} has dtype {arr.dtype}; use uint8 (0-255) or float (0-255) pixels")
+    if np.issubdtype(arr.dtype, np.integer):
+        if arr.min() < 0 or arr.max() > 255:
+            raise ValueError(
+                f"{where} has {arr.dtype} values in [{arr.min()}, {arr.max()}]; 8-bit pixels (0-255) are expected: "
+                "convert 16-bit images to 8-bit first"
+            )
+        return np.ascontiguousarray(arr.astype(np.uint8))
+    arr = arr.astype(np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{where} contains NaN or infinite pixel values")
+    return np.ascontiguousarray(arr)
+
+
+def _is_box(value: Any) -> bool:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return arr.ndim == 1 and arr.shape[0] == 4
+
+
+def normalize_boxes(boxes: Any, num_images: int | None) -> list[np.ndarray]:
+    """Per-image box arrays (n_i, 4) float64 from the forms users pass: a list (one entry per image) of lists or
+    arrays of COCO [x, y, w, h] boxes, or a (num_images, n, 4) array. For a single image a flat (n, 4) list is
+    accepted too. `num_images` None takes the count from `boxes`."""
+    if boxes is None:
+        raise ValueError(
+            "boxes are required: one list of person boxes (COCO [x, y, width, height]) per image, e.g. from a "
+            "detector such as RT-DETR; pass [[0, 0, width, height]] to use a whole image that is already a crop"
+        )
+    if isinstance(boxes, torch.Tensor):
+        boxes = boxes.detach().cpu().numpy()
+    if isinstance(boxes, np.ndarray):
+        if boxes.ndim == 2 and num_images in (None, 1):
+            boxes = [boxes]
+        elif boxes.ndim == 3 or (boxes.ndim == 1 and boxes.dtype == object):
+            boxes = list(boxes)
+        else:
+            raise ValueError(f"boxes array has shape {boxes.shape}; expected (num_images, num_boxes, 4)")
+    boxes = list(boxes)
+    if num_images == 1 and boxes and _is_box(boxes[0]):
+        boxes = [boxes]  # a flat list of boxes for the one image
+    if num_images is not None and len(boxes) != num_images:
+        raise ValueError(
+            f"got boxes for {len(boxes)} images but {num_images} images; pass one list of boxes per image "
+            "(an empty list for an image with no person)"
+        )
+    out = []
+    for i, image_boxes in enumerate(boxes):
+        if isinstance(image_boxes, torch.Tensor):
+            image_boxes = image_boxes.detach().cpu().numpy()
+        try:
+            arr = np.asarray(image_boxes, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"boxes of image {i} are not numeric [x, y, width, height] lists: {err}") from None
+        if arr.size == 0:
+            arr = arr.reshape(0, 4)
+        if arr.ndim != 2 or arr.shape[1] != 4:
+            raise ValueError(
+                f"boxes of image {i} have shape {arr.shape}; expected (num_boxes, 4) COCO [x, y, width, height]"
+            )
+        out.append(arr)
+    return out
+
+
+def _centers_scales(boxes: np.ndarray, image: int, input_size: tuple[int, int], padding: float):
+    try:
+        return box_to_center_scale(boxes, input_size=input_size, padding=padding)
+    except ValueError as err:
+        raise ValueError(f"image {image}: {err}") from None
+
+
+class VitPoseImageProcessor:
+    """Crops person boxes for the network and decodes heatmaps into keypoints (transformers' API).
+
+    Args:
+        size: network input {"height": 256, "width": 192}.
+        do_affine_transform: crop each box (True) or take the images as crops already of `size` (False).
+        do_rescale / rescale_factor, do_normalize / image_mean / image_std: pixel scaling as transformers.
+        normalize_factor: kept for compatibility with transformers' config (scale unit, 200 px); unused.
+        padding_factor: context added around each box (1.25 in ViTPose).
+        kernel_size: default DARK blur kernel of `post_process_pose_estimation` (11, the original).
+    """
+
+    model_input_names: ClassVar[list[str]] = ["pixel_values"]
+
+    def __init__(
+        self,
+        do_affine_transform: bool = True,
+        size: dict[str, int] | None = None,
+        do_rescale: bool = True,
+        rescale_factor: float = 1 / 255,
+        do_normalize: bool = True,
+        image_mean: Sequence[float] | None = None,
+        image_std: Sequence[float] | None = None,
+        normalize_factor: float = 200.0,
+        padding_factor: float = 1.25,
+        kernel_size: int = 11,
+        **kwargs: Any,
+    ) -> None:
+        size = dict(size or {"height": 256, "width": 192})
+        if set(size) != {"height", "width"}:
+            raise ValueError(f"size must be {{'height': H, 'width': W}}, got {size}")
+        self.size = {"height": int(size["height"]), "width": int(size["width"])}
+        self.do_affine_transform = bool(do_affine_transform)
+        self.do_rescale = bool(do_rescale)
+        self.rescale_factor = float(rescale_factor)
+        self.do_normalize = bool(do_normalize)
+        self.image_mean = list(image_mean if image_mean is not None else IMAGENET_MEAN)
+        self.image_std = list(image_std if image_std is not None else IMAGENET_STD)
+        self.normalize_factor = float(normalize_factor)
+        self.padding_factor = float(padding_factor)
+        self.kernel_size = int(kernel_size)
+        for key in ("image_processor_type", "processor_class", "resample", "do_resize", "do_convert_rgb"):
+            kwargs.pop(key, None)
+        self.extra = kwargs
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) of the network input."""
+        return self.size["width"], self.size["height"]
+
+    # ------------------------------------------------------------------ loading and saving
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike[str], **kwargs: Any) -> VitPoseImageProcessor:
+        """Read `preprocessor_config.json` of a directory or hub id; the defaults (the original's) where there is
+        none (an original `.pth` file, or a directory with weights only). Keyword arguments override the file."""
+        from vitpose.checkpoints import resolve_file
+
+        hub = {k: kwargs.pop(k) for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
+        settings: dict[str, Any] = {}
+        if not Path(source).is_file():
+            path = resolve_file(source, PROCESSOR_NAME, required=False, **hub)
+            if path is not None:
+                try:
+                    settings = json.loads(Path(path).read_text())
+                except (OSError, json.JSONDecodeError) as err:
+                    raise ValueError(f"cannot read {path}: {err}") from err
+        settings.update(kwargs)
+        return cls(**settings)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.extra)
+        out.update(
+            image_processor_type="VitPoseImageProcessor",
+            do_affine_transform=self.do_affine_transform,
+            size=dict(self.size),
+            do_rescale=self.do_rescale,
+            rescale_factor=self.rescale_factor,
+            do_normalize=self.do_normalize,
+            image_mean=self.image_mean,
+            image_std=self.image_std,
+            normalize_factor=self.normalize_factor,
+        )
+        if self.padding_factor != 1.25:
+            out["padding_factor"] = self.padding_factor
+        return out
+
+    def save_pretrained(self, save_directory: str | os.PathLike[str]) -> None:
+        os.makedirs(save_directory, exist_ok=True)
+        Path(save_directory, PROCESSOR_NAME).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    def __repr__(self) -> str:
+        return f"VitPoseImageProcessor({json.dumps(self.to_dict(), sort_keys=True)})"
+
+    # ------------------------------------------------------------------ pre-processing
+    def __call__(self, images: ImageLike | Sequence[ImageLike], boxes: Any = None, **kwargs: Any) -> BatchFeature:
+        return self.preprocess(images, boxes=boxes, **kwargs)
+
+    def preprocess(
+        self,
+        images: ImageLike | Sequence[ImageLike],
+        boxes: Any = None,
+        return_tensors: str | None = "pt",
+        device: str | torch.device | None = None,
+    ) -> BatchFeature:
+        """Crop every box of every image into one batch.
+
+        Args:
+            images: one image or a list (PIL, numpy or torch; RGB, grayscale or RGBA; 8-bit or float 0-255).
+            boxes: per image, a list of COCO [x, y, width, height] boxes (any number, zero included).
+            return_tensors: "pt" (torch), "np" (numpy) or None (a list of (3, H, W) arrays).
+
+        Returns:
+            BatchFeature with `pixel_values` (N, 3, H, W), N = all boxes of all images, in order.
+        """
+        image_list = self._image_list(images)
+        if self.do_affine_transform:
+            per_image = normalize_boxes(boxes, len(image_list))
+            crops = [
+                crop_boxes(to_rgb_array(img, i), *self._centers_scales(b, i), output_size=self.input_size)
+                for i, (img, b) in enumerate(zip(image_list, per_image, strict=True))
+            ]
+        else:
+            crops = [to_rgb_array(img, i)[None] for i, img in enumerate(image_list)]
+            for i, crop in enumerate(crops):
+                if crop.shape[1:3] != (self.size["height"], self.size["width"]):
+                    raise ValueError(
+                        f"image {i} is {crop.shape[2]}x{crop.shape[1]} but do_affine_transform=False needs crops "
+                        f"of {self.size['width']}x{self.size['height']}"
+                    )
+        pixel_values = self._normalize(crops)
+        if device is not None:
+            pixel_values = pixel_values.to(device)
+        if return_tensors in ("pt", "torch"):
+            return BatchFeature(pixel_values=pixel_values)
+        if return_tensors in ("np", "numpy"):
+            return BatchFeature(pixel_values=pixel_values.cpu().numpy())
+        if return_tensors is None:
+            return BatchFeature(pixel_values=list(pixel_values.cpu().numpy()))
+        raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
+
+    def _image_list(self, images: Any) -> list[ImageLike]:
+        if isinstance(images, (list, tuple)):
+            if not images:
+                return []
+            return list(images)
+        if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4:
+            return list(images)  # a batch of same-size images
+        return [images]
+
+    def _centers_scales(self, boxes: np.ndarray, image: int) -> tuple[np.ndarray, np.ndarray]:
+        return _centers_scales(boxes, image, self.input_size, self.padding_factor)
+
+    def _normalize(self, crops: list[np.ndarray]) -> torch.Tensor:
+        h, w = self.size["height"], self.size["width"]
+        batch = np.concatenate(crops) if crops else np.zeros((0, h, w, 3), np.uint8)
+        if batch.dtype != np.uint8 and batch.size and float(batch.max()) <= 1.0 and self.do_rescale:
+            warnings.warn(
+                "the images look already scaled to [0, 1] but do_rescale=True divides them by 255 again; pass "
+                "0-255 pixels or set do_rescale=False",
+                stacklevel=4,
+            )
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(torch.float32).contiguous()
+        # (x * rescale - mean) / std as one multiply-add per channel.
+        factor = self.rescale_factor if self.do_rescale else 1.0
+        mean = torch.tensor(self.image_mean if self.do_normalize else [0.0] * 3, dtype=torch.float64)
+        std = torch.tensor(self.image_std if self.do_normalize else [1.0] * 3, dtype=torch.float64)
+        a = (factor / std).to(torch.float32).view(1, 3, 1, 1)
+        b = (-mean / std).to(torch.float32).view(1, 3, 1, 1)
+        return x.mul_(a).add_(b)
+
+    # ------------------------------------------------------------------ post-processing
+    def post_process_pose_estimation(
+        self,
+        outputs: Any,
+        boxes: Any,
+        kernel_size: int | None = None,
+        threshold: float | None = None,
+        target_sizes: Any = None,
+    ) -> list[list[dict[str, torch.Tensor]]]:
+        """Heatmaps -> keypoints in image coordinates, as the original ViTPose decodes them.
+
+        Args:
+            outputs: the model output (with `.heatmaps` (N, K, h, w)), or the heatmaps tensor itself.
+            boxes: the same per-image boxes given to the processor.
+            kernel_size: DARK blur kernel (default 11, sigma 2 by OpenCV's rule, as the original).
+            threshold: drop keypoints whose score is not above it.
+            target_sizes: per image (height, width), when the boxes are relative (0-1) coordinates.
+
+        Returns:
+            Per image, a list of per-person dicts: `keypoints` (K, 2) float32 (x, y), `scores` (K,), `labels` (K,)
+            keypoint indices, `bbox` (4,) the input box (COCO x, y, w, h) (transformers returns a wrong one).
+        """
+        heatmaps = outputs if isinstance(outputs, torch.Tensor) else _get(outputs, "heatmaps")
+        num_keypoints = None if isinstance(outputs, torch.Tensor) else _get(outputs, "num_keypoints", None)
+        if heatmaps is None or heatmaps.ndim != 4:
+            raise ValueError("outputs must hold heatmaps of shape (num_boxes, num_keypoints, height, width)")
+        per_image = normalize_boxes(boxes, None)
+        if target_sizes is not None:
+            if len(target_sizes) != len(per_image):
+                raise ValueError(f"got {len(target_sizes)} target_sizes for {len(per_image)} images")
+            per_image = [
+                b * np.array([w, h, w, h], dtype=np.float64)
+                for b, (h, w) in zip(per_image, [tuple(map(float, s)) for s in target_sizes], strict=True)
+            ]
+        total = sum(len(b) for b in per_image)
+        if total != heatmaps.shape[0]:
+            raise ValueError(
+                f"{heatmaps.shape[0]} heatmaps but {total} boxes; pass the same boxes that were given to the processor"
+            )
+        flat = np.concatenate(per_image) if total else np.zeros((0, 4))
+        if total:
+            centers, scales = self._centers_scales(flat, 0)
+            codec = UDPHeatmapCodec(
+                input_size=self.input_size,
+                heatmap_size=(heatmaps.shape[3], heatmaps.shape[2]),
+                blur_kernel=self.kernel_size if kernel_size is None else kernel_size,
+            )
+            keypoints, scores = codec.decode(heatmaps, centers, scales)
+        counts = num_keypoints.tolist() if num_keypoints is not None else [heatmaps.shape[1]] * heatmaps.shape[0]
+        results: list[list[dict[str, torch.Tensor]]] = []
+        n = 0
+        for image_boxes in per_image:
+            image_results = []
+            for box in image_boxes:
+                k = int(counts[n])
+                kpts = torch.from_numpy(keypoints[n, :k].copy())
+                score = torch.from_numpy(scores[n, :k].copy())
+                labels = torch.arange(k)
+                if threshold is not None:
+                    keep = score > threshold
+                    kpts, score, labels = kpts[keep], score[keep], labels[keep]
+                image_results.append(
+                    {
+                        "keypoints": kpts,
+                        "scores": score,
+                        "labels": labels,
+                        "bbox": torch.tensor(box, dtype=torch.float32),
+                    }
+                )
+                n += 1
+            results.append(image_results)
+        return results
+
+
+def _get(outputs: Any, name: str, default: Any = ...) -> Any:
+    if isinstance(outputs, dict):
+        value = outputs.get(name, None)
+    else:
+        value = getattr(outputs, name, None)
+    if value is None and default is ...:
+        raise ValueError(f"outputs has no {name!r}; pass the model's output")
+    return value

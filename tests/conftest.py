@@ -1,0 +1,143 @@
+"""Shared builders: tiny random-init checkpoints made with transformers (the hub format byte for byte) and in the
+original ViTPose key layout, and the small real data in ../shared/data."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("VITPOSE_TEST_DATA", ROOT.parent / "shared" / "data"))
+COCO_DIR = DATA / "coco"
+
+COCO_FLIP_PAIRS = [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12], [13, 14], [15, 16]]
+
+
+def coco_annotations() -> dict:
+    return json.loads((COCO_DIR / "test_coco.json").read_text())
+
+
+def coco_images_and_boxes() -> list[tuple[Path, np.ndarray]]:
+    """(image path, (n, 4) ground-truth person boxes) for each of the shared COCO images."""
+    ann = coco_annotations()
+    out = []
+    for image in ann["images"]:
+        boxes = [a["bbox"] for a in ann["annotations"] if a["image_id"] == image["id"]]
+        out.append((COCO_DIR / image["file_name"], np.array(boxes, dtype=np.float64).reshape(-1, 4)))
+    return out
+
+
+def make_hf_model(
+    hidden_size: int = 96,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    num_experts: int = 1,
+    part_features: int = 24,
+    simple: bool = True,
+    num_labels: int = 17,
+    layer_norm_eps: float = 1e-12,
+    out_index: int | None = None,
+    seed: int = 0,
+):
+    """A random transformers VitPoseForPoseEstimation (eval mode) with non-trivial BatchNorm statistics."""
+    from transformers import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation
+
+    torch.manual_seed(seed)
+    backbone = VitPoseBackboneConfig(
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_experts=num_experts,
+        part_features=part_features,
+        layer_norm_eps=layer_norm_eps,
+        out_indices=[out_index if out_index is not None else num_layers],
+    )
+    config = VitPoseConfig(backbone_config=backbone, num_labels=num_labels, use_simple_decoder=simple)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = VitPoseForPoseEstimation(config).eval()
+    with torch.no_grad():
+        # Random init leaves LayerNorm at identity and biases at zero; perturb so that mapping errors show.
+        for name, param in model.named_parameters():
+            if "layernorm" in name or name.endswith("bias") or "batchnorm" in name:
+                param.add_(torch.randn_like(param) * 0.1)
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(0, 0.1)
+                module.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+def save_hf(model, directory: Path) -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save_pretrained(directory)
+    return directory
+
+
+def load_hf(directory: Path):
+    from transformers import VitPoseForPoseEstimation
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return VitPoseForPoseEstimation.from_pretrained(directory).eval()
+
+
+def hf_to_original_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Written out independently of vitpose.checkpoints: the original ViTPose key layout (REFERENCE.md)."""
+    out = {}
+    layers = {}
+    for key, value in state.items():
+        if key == "backbone.embeddings.position_embeddings":
+            out["backbone.pos_embed"] = value
+        elif key.startswith("backbone.embeddings.patch_embeddings.projection."):
+            out["backbone.patch_embed.proj." + key.split(".")[-1]] = value
+        elif key.startswith("backbone.layernorm."):
+            out["backbone.last_norm." + key.split(".")[-1]] = value
+        elif key.startswith("backbone.encoder.layer."):
+            parts = key.split(".")
+            i, rest = parts[3], ".".join(parts[4:])
+            if rest.startswith("attention.attention."):
+                layers.setdefault((i, parts[-1]), {})[parts[-2]] = value
+                continue
+            rest = (
+                rest.replace("attention.output.dense", "attn.proj")
+                .replace("layernorm_before", "norm1")
+                .replace("layernorm_after", "norm2")
+            )
+            out[f"backbone.blocks.{i}.{rest}"] = value
+        elif key.startswith("head."):
+            rest = key[5:]
+            for hf, orig in (
+                ("conv", "final_layer"),
+                ("deconv1", "deconv_layers.0"),
+                ("batchnorm1", "deconv_layers.1"),
+                ("deconv2", "deconv_layers.3"),
+                ("batchnorm2", "deconv_layers.4"),
+            ):
+                if rest.startswith(hf + "."):
+                    out["keypoint_head." + orig + rest[len(hf) :]] = value
+        else:
+            raise AssertionError(key)
+    for (i, kind), qkv in layers.items():
+        out[f"backbone.blocks.{i}.attn.qkv.{kind}"] = torch.cat([qkv["query"], qkv["key"], qkv["value"]])
+    return out
+
+
+@pytest.fixture(scope="session")
+def coco_dir() -> Path:
+    if not COCO_DIR.is_dir():
+        pytest.skip(f"shared test data not found at {COCO_DIR} (set VITPOSE_TEST_DATA)")
+    return COCO_DIR
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    np.random.seed(0)

@@ -1,0 +1,44 @@
+"""examples/pose_from_boxes.py (the README's main job) on a real image with a local checkpoint."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+
+from conftest import ROOT, make_hf_model, save_hf
+
+
+def test_pose_from_boxes_example(tmp_path, coco_dir):
+    save_hf(make_hf_model(), tmp_path / "model")
+    image = coco_dir / "000000196141.jpg"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "pose_from_boxes.py"),
+            str(image),
+            "--boxes", "247.76,74.23,169.67,300.78;555.57,99.84,48.32,113.05",
+            "--model", str(tmp_path / "model"),
+            "--flip-test",
+            "--out", str(tmp_path / "out.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    people = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(people) == 2 and people[0]["bbox"] == [247.76, 74.23, 169.67, 300.78]
+    assert [k["name"] for k in people[0]["keypoints"]][:3] == ["Nose", "L_Eye", "R_Eye"]
+    assert cv2.imread(str(tmp_path / "out.png")).shape == cv2.imread(str(image)).shape
+
+
+def test_pose_from_boxes_reports_a_missing_model(tmp_path, coco_dir):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "pose_from_boxes.py"), str(coco_dir / "000000196141.jpg"),
+         "--boxes", "1,2,3,4", "--model", str(tmp_path / "nothing")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "no such file or directory" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,179 @@
+"""The seed document's code (transformers' ViTPose page) runs on vitpose with only its import lines changed.
+
+`examples/seed_doc.py` is that code. The hub and the image URL cannot be reached here, so the test runs it in a
+subprocess against an offline Hugging Face cache filled with tiny random checkpoints under the seed's repository
+names (saved by transformers, i.e. in the real hub format), and a stand-in `requests` that serves a local COCO image.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import COCO_DIR, ROOT, make_hf_model
+
+pytest.importorskip("transformers")
+pytest.importorskip("supervision")
+
+SEED_DOC = ROOT.parent / "shared" / "docs" / "seed_vitpose_model_doc.txt"
+SEED_CODE = ROOT / "examples" / "seed_doc.py"
+COMMIT = "0" * 40
+
+
+def _is_import(line: str) -> bool:
+    return line.startswith(("import ", "from "))
+
+
+def test_only_import_lines_differ_from_the_seed():
+    if not SEED_DOC.is_file():
+        pytest.skip(f"{SEED_DOC} not found")
+    doc = SEED_DOC.read_text()
+    doc_lines = [line.rstrip() for line in doc.splitlines()]
+    position = 0
+    for line in SEED_CODE.read_text().splitlines():
+        if not line.strip() or _is_import(line):
+            continue
+        # Every other line appears in the document, in the same order.
+        assert line.rstrip() in doc_lines[position:], line
+        position = doc_lines.index(line.rstrip(), position) + 1
+    assert "from transformers import AutoProcessor, RTDetrForObjectDetection, VitPoseForPoseEstimation" in doc
+
+
+def _cache_repo(cache: Path, repo_id: str) -> Path:
+    base = cache / ("models--" + repo_id.replace("/", "--"))
+    (base / "refs").mkdir(parents=True, exist_ok=True)
+    (base / "refs" / "main").write_text(COMMIT)
+    snapshot = base / "snapshots" / COMMIT
+    snapshot.mkdir(parents=True, exist_ok=True)
+    return snapshot
+
+
+def _tiny_rtdetr(directory: Path) -> None:
+    from transformers import RTDetrConfig, RTDetrForObjectDetection
+    from transformers.models.rt_detr.image_processing_pil_rt_detr import RTDetrImageProcessorPil
+
+    config = RTDetrConfig(
+        backbone_config={
+            "model_type": "rt_detr_resnet",
+            "embedding_size": 16,
+            "hidden_sizes": [16, 32, 64, 128],
+            "depths": [1, 1, 1, 1],
+            "layer_type": "basic",
+            "out_features": ["stage2", "stage3", "stage4"],
+        },
+        encoder_hidden_dim=32,
+        encoder_in_channels=[32, 64, 128],
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        decoder_n_points=2,
+        decoder_in_channels=[32, 32, 32],
+        num_queries=6,
+        num_labels=80,
+        use_pretrained_backbone=False,
+    )
+    torch.manual_seed(0)
+    model = RTDetrForObjectDetection(config)
+    with torch.no_grad():
+        for layer in model.model.decoder.class_embed:
+            layer.bias[0] = 10.0  # make every query a confident "person" (label 0), as the seed filters on it
+    model.save_pretrained(directory)
+    RTDetrImageProcessorPil(size={"height": 320, "width": 320}).save_pretrained(directory)
+
+
+@pytest.fixture(scope="module")
+def offline_hub(tmp_path_factory) -> Path:
+    from transformers.models.vitpose.image_processing_pil_vitpose import VitPoseImageProcessorPil
+
+    cache = tmp_path_factory.mktemp("hf_cache")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _tiny_rtdetr(_cache_repo(cache, "PekingU/rtdetr_r50vd_coco_o365"))
+        for repo, experts in (("usyd-community/vitpose-base-simple", 1), ("usyd-community/vitpose-plus-base", 6)):
+            snapshot = _cache_repo(cache, repo)
+            make_hf_model(num_experts=experts, simple=experts == 1).save_pretrained(snapshot)
+            VitPoseImageProcessorPil().save_pretrained(snapshot)
+    return cache
+
+
+RUNNER = textwrap.dedent(
+    """
+    import runpy, sys, types, warnings
+    warnings.simplefilter("ignore")
+    # A stand-in for requests: the seed's image URL is served from a local COCO image.
+    requests = types.ModuleType("requests")
+    class _Response:
+        def __init__(self, path):
+            self.raw = open(path, "rb")
+    requests.get = lambda url, stream=False: _Response(sys.argv[2])
+    sys.modules["requests"] = requests
+    import torch
+    g = runpy.run_path(sys.argv[1])
+    torch.save(
+        {
+            "person_boxes": torch.as_tensor(g["person_boxes"]),
+            "pose": g["pose_results"],
+            "pixel_values": g["inputs"]["pixel_values"],
+            "heatmaps": g["outputs"].heatmaps,
+            "dataset_index": g["dataset_index"],
+            "annotated": torch.as_tensor(g["numpy_image"]),
+            "sv_annotated": torch.as_tensor(__import__("numpy").asarray(g["annotated_frame"])),
+        },
+        sys.argv[3],
+    )
+    print("seed code ran")
+    """
+)
+
+
+def test_seed_code_runs_on_vitpose(offline_hub, tmp_path):
+    image = COCO_DIR / "000000196141.jpg"
+    if not image.is_file():
+        pytest.skip("shared COCO images not found")
+    runner = tmp_path / "runner.py"
+    runner.write_text(RUNNER)
+    out = tmp_path / "out.pt"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(offline_hub), HF_HOME=str(tmp_path / "hf_home"))
+    proc = subprocess.run(
+        [sys.executable, str(runner), str(SEED_CODE), str(image), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "seed code ran" in proc.stdout
+    result = torch.load(out, weights_only=False)
+
+    boxes = result["person_boxes"]
+    people = result["pose"][0]
+    assert len(boxes) > 0 and len(people) == len(boxes)
+    for person, box in zip(people, boxes, strict=True):
+        assert person["keypoints"].shape == (17, 2) and torch.isfinite(person["keypoints"]).all()
+        assert torch.allclose(person["bbox"], box.float(), atol=1e-4)  # the input box, not transformers' wrong one
+
+    # The ViTPose++ block: our heatmaps equal transformers' on the same crops and dataset_index.
+    from transformers import VitPoseForPoseEstimation
+
+    snapshot = offline_hub / "models--usyd-community--vitpose-plus-base" / "snapshots" / COMMIT
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hf = VitPoseForPoseEstimation.from_pretrained(snapshot).eval()
+    pixel_values = result["pixel_values"]
+    index = result["dataset_index"].expand(pixel_values.shape[0])
+    with torch.no_grad():
+        expected = hf(pixel_values, dataset_index=index).heatmaps
+    assert result["heatmaps"].shape == expected.shape
+    assert torch.allclose(result["heatmaps"], expected, atol=1e-4)
+    assert result["annotated"].shape[-1] == 3 and result["sv_annotated"].shape == result["annotated"].shape
