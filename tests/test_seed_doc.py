@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import COCO_DIR, ROOT, make_hf_model
+from conftest import ROOT, make_hf_model, require_shared
 
 pytest.importorskip("transformers")
 pytest.importorskip("supervision")
@@ -32,9 +32,7 @@ def _is_import(line: str) -> bool:
 
 
 def test_only_import_lines_differ_from_the_seed():
-    if not SEED_DOC.is_file():
-        pytest.skip(f"{SEED_DOC} not found")
-    doc = SEED_DOC.read_text()
+    doc = require_shared(SEED_DOC).read_text()
     doc_lines = [line.rstrip() for line in doc.splitlines()]
     position = 0
     for line in SEED_CODE.read_text().splitlines():
@@ -137,10 +135,8 @@ RUNNER = textwrap.dedent(
 )
 
 
-def test_seed_code_runs_on_vitpose(offline_hub, tmp_path):
-    image = COCO_DIR / "000000196141.jpg"
-    if not image.is_file():
-        pytest.skip("shared COCO images not found")
+def test_seed_code_runs_on_vitpose(offline_hub, tmp_path, coco_dir):
+    image = coco_dir / "000000196141.jpg"
     runner = tmp_path / "runner.py"
     runner.write_text(RUNNER)
     out = tmp_path / "out.pt"
