@@ -361,6 +361,9 @@ def _resolve_device(
         raise ValueError(f"unknown device {choice!r}: use 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'") from err
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {choice!r} was asked for but CUDA is not available here; use 'cpu' or 'auto'")
+    mps = getattr(torch.backends, "mps", None)
+    if resolved.type == "mps" and not (mps is not None and mps.is_available()):
+        raise ValueError(f"device {choice!r} was asked for but MPS is not available here; use 'cpu' or 'auto'")
     return resolved
 
 
