@@ -43,13 +43,15 @@ def _source_inside(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def test_pixel_values_match_transformers_on_real_images(coco_dir):
-    """Tolerance: both warp the 8-bit image bilinearly with the same UDP matrix, but transformers uses scipy's
-    affine_transform and we use cv2.warpAffine (the original's). Where the 2x2 source neighbourhood is inside the
-    image they differ only by the rounding of the 8-bit result (cv2 interpolates with 1/32-pixel fixed-point
-    weights, scipy in floating point): at most 1 grey level, i.e. 1/255/std <= 0.0175 after normalisation. At the
-    image border the two libraries sample the zero padding differently (scipy treats a neighbourhood that
-    straddles the border differently from cv2's constant border), so those pixels are compared only in number:
-    they are a minority of the crop."""
+    """Tolerance: both warp the 8-bit image bilinearly with the same UDP matrix, transformers with scipy's
+    affine_transform (floating point), we with cv2.warpAffine (the original's). OpenCV 4 rounds each sample position
+    to 1/32 pixel (error <= 1/64 px per axis) and its weights to fixed point: at a maximal 8-bit edge (255 levels per
+    pixel) that is at most 2 * 255 / 64 ~ 8 grey levels, plus 1 for rounding the result. Elsewhere the two agree to
+    the rounding of the 8-bit result (1 grey level = 1/255/std <= 0.0175 after normalisation), so most pixels must
+    agree that closely and the mean difference must stay small: a shifted, flipped or mis-normalised crop fails all
+    three. At the image border the libraries sample the zero padding differently (scipy zeroes a sample as soon as
+    it leaves the image, cv2 blends the edge pixel with 0), so only pixels whose source neighbourhood is inside the
+    image are compared; they are the large majority of the crops."""
     hf = _hf_processor()
     ours = VitPoseImageProcessor()
     total_inside = 0
@@ -62,8 +64,9 @@ def test_pixel_values_match_transformers_on_real_images(coco_dir):
         assert got.shape == expected.shape == (len(boxes), 3, 256, 192) and got.dtype == torch.float32
         grey_levels = ((got - expected) * STD * 255).abs().amax(1).numpy()  # (N, 256, 192), in 0-255 units
         inside = _source_inside(boxes, image.width, image.height)
-        assert grey_levels[inside].max() <= 1.0 + 1e-3
-        assert np.mean(grey_levels[inside] > 0.5) < 0.05  # most pixels agree exactly
+        assert grey_levels[inside].max() <= 1 + 2 * 255 / 64 + 1e-3
+        assert np.mean(grey_levels[inside] <= 1 + 1e-3) > 0.95
+        assert grey_levels[inside].mean() < 0.5
         total_inside += inside.sum()
     assert total_inside > 0.8 * 14 * 256 * 192
 
