@@ -130,6 +130,62 @@ def hf_to_original_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return out
 
 
+def make_tiny_rtdetr(
+    directory: Path,
+    person_bias: float | None = 10.0,
+    id2label: dict[int, str] | None = None,
+    label_biases: dict[int, float] | None = None,
+) -> Path:
+    """Save a tiny random RT-DETR (80 labels, 6 queries, 320x320 input) and its image processor in `directory`.
+
+    The biases of the decoder's class heads decide the labels: `person_bias` on label 0 makes every query a
+    confident person (as the seed filters on label 0), `label_biases` {label: bias} adds others; None leaves the
+    random init. `id2label` sets the config's label names (e.g. COCO's 80)."""
+    from transformers import RTDetrConfig, RTDetrForObjectDetection
+    from transformers.models.rt_detr.image_processing_pil_rt_detr import RTDetrImageProcessorPil
+
+    names = {} if id2label is None else {"id2label": dict(id2label), "label2id": {v: k for k, v in id2label.items()}}
+    config = RTDetrConfig(
+        backbone_config={
+            "model_type": "rt_detr_resnet",
+            "embedding_size": 16,
+            "hidden_sizes": [16, 32, 64, 128],
+            "depths": [1, 1, 1, 1],
+            "layer_type": "basic",
+            "out_features": ["stage2", "stage3", "stage4"],
+        },
+        encoder_hidden_dim=32,
+        encoder_in_channels=[32, 64, 128],
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        decoder_n_points=2,
+        decoder_in_channels=[32, 32, 32],
+        num_queries=6,
+        num_labels=80,
+        use_pretrained_backbone=False,
+        **names,
+    )
+    torch.manual_seed(0)
+    biases = dict(label_biases or {})
+    if person_bias is not None:
+        biases[0] = person_bias
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = RTDetrForObjectDetection(config)
+        with torch.no_grad():
+            for layer in model.model.decoder.class_embed:
+                for label, bias in biases.items():
+                    layer.bias[label] = bias
+        model.save_pretrained(directory)
+        RTDetrImageProcessorPil(size={"height": 320, "width": 320}).save_pretrained(directory)
+    return directory
+
+
 def require_shared(path: Path) -> Path:
     """Skip a test whose shared input is missing on a developer's checkout; in CI (CI set), where ../shared is
     always beside the clone, a missing input is a failure, so that tests cannot pass by being skipped."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, make_hf_model, require_shared
+from conftest import ROOT, make_hf_model, make_tiny_rtdetr, require_shared
 
 pytest.importorskip("transformers")
 pytest.importorskip("supervision")
@@ -53,43 +53,6 @@ def _cache_repo(cache: Path, repo_id: str) -> Path:
     return snapshot
 
 
-def _tiny_rtdetr(directory: Path) -> None:
-    from transformers import RTDetrConfig, RTDetrForObjectDetection
-    from transformers.models.rt_detr.image_processing_pil_rt_detr import RTDetrImageProcessorPil
-
-    config = RTDetrConfig(
-        backbone_config={
-            "model_type": "rt_detr_resnet",
-            "embedding_size": 16,
-            "hidden_sizes": [16, 32, 64, 128],
-            "depths": [1, 1, 1, 1],
-            "layer_type": "basic",
-            "out_features": ["stage2", "stage3", "stage4"],
-        },
-        encoder_hidden_dim=32,
-        encoder_in_channels=[32, 64, 128],
-        d_model=32,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        decoder_n_points=2,
-        decoder_in_channels=[32, 32, 32],
-        num_queries=6,
-        num_labels=80,
-        use_pretrained_backbone=False,
-    )
-    torch.manual_seed(0)
-    model = RTDetrForObjectDetection(config)
-    with torch.no_grad():
-        for layer in model.model.decoder.class_embed:
-            layer.bias[0] = 10.0  # make every query a confident "person" (label 0), as the seed filters on it
-    model.save_pretrained(directory)
-    RTDetrImageProcessorPil(size={"height": 320, "width": 320}).save_pretrained(directory)
-
-
 @pytest.fixture(scope="module")
 def offline_hub(tmp_path_factory) -> Path:
     from transformers.models.vitpose.image_processing_pil_vitpose import VitPoseImageProcessorPil
@@ -97,7 +60,7 @@ def offline_hub(tmp_path_factory) -> Path:
     cache = tmp_path_factory.mktemp("hf_cache")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _tiny_rtdetr(_cache_repo(cache, "PekingU/rtdetr_r50vd_coco_o365"))
+        make_tiny_rtdetr(_cache_repo(cache, "PekingU/rtdetr_r50vd_coco_o365"))
         for repo, experts in (("usyd-community/vitpose-base-simple", 1), ("usyd-community/vitpose-plus-base", 6)):
             snapshot = _cache_repo(cache, repo)
             make_hf_model(num_experts=experts, simple=experts == 1).save_pretrained(snapshot)
