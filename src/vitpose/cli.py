@@ -53,6 +53,93 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from vitpose.pipeline import FailedImage, PoseEstimator, expand_inputs, load_image
+
+    paths, failures = expand_inputs(args.inputs)
+    for failed in failures:
+        print(f"vitpose predict: {failed.source}: {failed.reason}", file=sys.stderr)
+    if not paths:
+        print("vitpose predict: error: no image to process", file=sys.stderr)
+        return 2
+    detector = args.detector
+    image_ids: dict[str, int] = {}
+    if args.annotations:
+        image_ids = _image_ids(args.annotations)
+    if args.boxes:
+        from vitpose.detectors import BoxesDetector
+
+        detector = BoxesDetector.from_json(args.boxes, annotations=args.annotations, score_threshold=args.det_thr)
+    estimator = PoseEstimator.from_pretrained(
+        args.model,
+        device=args.device,
+        flip_test=args.flip_test,
+        dataset=args.dataset,
+        batch_size=args.batch_size,
+        nms_thr=None if args.no_nms else args.nms_thr,
+        detector=detector,
+        detector_threshold=args.det_thr,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    predictions: list[dict] = []
+    used_names: set[str] = set()
+    people = 0
+    done = 0
+    progress = tqdm(estimator.iter_predict(paths, errors="report"), total=len(paths), unit="img", file=sys.stderr)
+    for position, result in enumerate(progress):
+        if isinstance(result, FailedImage):
+            failures.append(result)
+            progress.write(f"vitpose predict: {result.source}: {result.reason}", file=sys.stderr)
+            continue
+        path = Path(paths[position])
+        image_id = image_ids.get(path.name, position + 1)
+        predictions.extend(result.to_coco(image_id=image_id))
+        rgb, _ = load_image(path)
+        name = _unique_name(path, used_names)
+        _write_image(out / name, result.draw(rgb, kpt_thr=args.kpt_thr))
+        people += len(result)
+        done += 1
+    (out / "predictions.json").write_text(json.dumps(predictions))
+    print(f"{done} images, {people} poses -> {out / 'predictions.json'} and annotated images in {out}")
+    if failures:
+        print(f"vitpose predict: {len(failures)} input(s) failed:", file=sys.stderr)
+        for failed in failures:
+            print(f"  {failed.source}: {failed.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _image_ids(annotations: str) -> dict[str, int]:
+    from pathlib import Path
+
+    try:
+        data = json.loads(Path(annotations).read_text())
+        return {Path(image["file_name"]).name: int(image["id"]) for image in data["images"]}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"cannot read image ids from {annotations}: {err!r}") from None
+
+
+def _unique_name(path, used: set[str]) -> str:
+    suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") else ".png"
+    name, i = path.stem + suffix, 1
+    while name in used:
+        name, i = f"{path.stem}_{i}{suffix}", i + 1
+    used.add(name)
+    return name
+
+
+def _write_image(path, rgb) -> None:
+    import cv2
+
+    if not cv2.imwrite(str(path), rgb[:, :, ::-1]):
+        raise OSError(f"cannot write {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vitpose", description="ViTPose and ViTPose++ pose estimation.")
     parser.add_argument("--version", action="version", version=f"vitpose {__version__}")
@@ -76,6 +163,34 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--bin", action="store_true", help="write pytorch_model.bin instead of model.safetensors")
     convert.set_defaults(func=_convert)
 
+    predict = sub.add_parser(
+        "predict",
+        help="find the people in images, estimate their poses, write annotated images and predictions.json",
+        description="Top-down pose estimation over files, folders and glob patterns. Writes one annotated image per "
+        "input and predictions.json (COCO keypoint results, with file_name) to --out. An input that cannot be read "
+        "is reported and skipped; the exit code is then 1.",
+    )
+    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    predict.add_argument("--model", default="usyd-community/vitpose-base-simple", help="hub id, directory or .pth")
+    predict.add_argument(
+        "--detector",
+        default="auto",
+        choices=["auto", "rtdetr", "hog", "full-image"],
+        help="person detector: auto = RT-DETR where installed and available, else HOG (default auto)",
+    )
+    predict.add_argument("--boxes", help="person boxes instead of a detector: COCO detections JSON")
+    predict.add_argument("--annotations", help="COCO annotations JSON mapping the --boxes image_id to file names")
+    predict.add_argument("--det-thr", type=float, default=0.3, help="detector / --boxes score threshold (0.3)")
+    predict.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    predict.add_argument("--batch-size", type=int, default=32, help="person crops per network batch (32)")
+    predict.add_argument("--flip-test", action="store_true", help="average with the mirrored crop (slower, better)")
+    predict.add_argument("--dataset", help="ViTPose++ data set: coco, aic, mpii, ap10k, apt36k, wholebody")
+    predict.add_argument("--kpt-thr", type=float, default=0.3, help="keypoint score threshold for drawing (0.3)")
+    predict.add_argument("--nms-thr", type=float, default=0.9, help="OKS-NMS threshold over detections (0.9)")
+    predict.add_argument("--no-nms", action="store_true", help="keep every detected instance")
+    predict.add_argument("--out", default="vitpose_out", help="output folder (default vitpose_out)")
+    predict.set_defaults(func=_predict)
+
     info = sub.add_parser("info", help="describe a checkpoint: size, decoder, experts, heads")
     info.add_argument("source", help="original .pth file, hub id or hub-format directory")
     info.add_argument("--json", action="store_true", help="print the full config as JSON")
@@ -83,15 +198,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warnings_plainly(command: str) -> None:
+    """Warnings as one line `vitpose CMD: warning: ...` (not Python's file:line form), above any progress bar."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(f"vitpose {command}: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
     args = build_parser().parse_args(argv)
     if getattr(args, "fold", None) is not None and args.fold.isdigit():
         args.fold = int(args.fold)
+    saved = warnings.showwarning
+    _show_warnings_plainly(args.command)
     try:
         return args.func(args)
-    except (ValueError, OSError) as err:  # CheckpointError is a ValueError, FileNotFoundError an OSError
+    except (ValueError, OSError, ImportError) as err:  # CheckpointError is a ValueError, FileNotFoundError an OSError
         print(f"vitpose {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        warnings.showwarning = saved
 
 
 if __name__ == "__main__":

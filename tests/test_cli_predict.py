@@ -1,0 +1,132 @@
+"""`vitpose predict` on the shared COCO images with a small random-init checkpoint."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import make_hf_model, save_hf
+from vitpose.cli import main as cli_main
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return save_hf(make_hf_model(), tmp_path_factory.mktemp("ckpt") / "model")
+
+
+def _check_coco_results(predictions: list, annotations) -> None:
+    """The COCO keypoint results format: what pycocotools' loadRes accepts, with our file_name added."""
+    from pycocotools.coco import COCO
+
+    for entry in predictions:
+        assert isinstance(entry["image_id"], int) and entry["category_id"] == 1
+        assert len(entry["keypoints"]) == 17 * 3 and all(isinstance(v, float) for v in entry["keypoints"])
+        assert isinstance(entry["score"], float) and len(entry["bbox"]) == 4 and entry["file_name"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gt = COCO(str(annotations))
+        if predictions:
+            assert len(gt.loadRes(predictions).getAnnIds()) == len(predictions)
+
+
+def test_predict_folder_with_detection_file(checkpoint, coco_dir, tmp_path):
+    out = tmp_path / "out"
+    code = cli_main([
+        "predict", str(coco_dir), "--model", str(checkpoint), "--boxes", str(coco_dir / "test_coco_det_AP_H_56.json"),
+        "--annotations", str(coco_dir / "test_coco.json"), "--det-thr", "0.0", "--device", "cpu", "--out", str(out),
+    ])  # fmt: skip
+    assert code == 0
+    predictions = json.loads((out / "predictions.json").read_text())
+    _check_coco_results(predictions, coco_dir / "test_coco.json")
+    ids = {i["file_name"]: i["id"] for i in json.loads((coco_dir / "test_coco.json").read_text())["images"]}
+    for name, image_id in ids.items():
+        annotated = Image.open(out / name)
+        assert annotated.size == Image.open(coco_dir / name).size  # image sizes match
+        mine = [p for p in predictions if p["image_id"] == image_id]
+        assert mine and all(p["file_name"].endswith(name) for p in mine)
+    # Boxes come from the detection file (OKS-NMS may drop near-duplicates, never add).
+    detections = json.loads((coco_dir / "test_coco_det_AP_H_56.json").read_text())
+    det_boxes = np.array([d["bbox"] for d in detections], dtype=np.float64)
+    assert 0 < len(predictions) <= len(detections)
+    for p in predictions:
+        assert np.isclose(det_boxes, np.asarray(p["bbox"]), atol=1e-3).all(axis=1).any(), p["bbox"]
+
+
+def test_predict_files_globs_full_image_and_no_nms(checkpoint, coco_dir, tmp_path):
+    out = tmp_path / "out"
+    code = cli_main([
+        "predict", str(coco_dir / "0000000007*.jpg"), str(coco_dir / "000000040083.jpg"), "--model", str(checkpoint),
+        "--detector", "full-image", "--device", "cpu", "--batch-size", "1", "--flip-test", "--out", str(out),
+    ])  # fmt: skip
+    assert code == 0
+    predictions = json.loads((out / "predictions.json").read_text())
+    assert len(predictions) == 2 and sorted(p.name for p in out.iterdir()) == [
+        "000000000785.jpg", "000000040083.jpg", "predictions.json",
+    ]  # fmt: skip
+    width, height = Image.open(coco_dir / "000000000785.jpg").size
+    assert predictions[0]["bbox"] == [0.0, 0.0, float(width), float(height)]
+
+
+def test_predict_reports_bad_files_and_goes_on(checkpoint, coco_dir, tmp_path, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(coco_dir / "000000000785.jpg", inputs / "good.jpg")
+    (inputs / "empty.jpg").write_bytes(b"")
+    (inputs / "truncated.jpg").write_bytes((coco_dir / "000000040083.jpg").read_bytes()[:3000])
+    (inputs / "text.png").write_text("hello")
+    out = tmp_path / "out"
+    code = cli_main(["predict", str(inputs), str(tmp_path / "missing.jpg"), "--model", str(checkpoint),
+                     "--detector", "full-image", "--device", "cpu", "--out", str(out)])  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "empty.jpg: empty file" in err and "truncated.jpg: cannot decode" in err
+    assert "text.png: not an image file" in err and "missing.jpg: no such file or folder" in err
+    assert "4 input(s) failed" in err
+    assert (out / "good.jpg").is_file()
+    assert len(json.loads((out / "predictions.json").read_text())) == 1
+
+
+def test_predict_folder_without_images(checkpoint, tmp_path, capsys):
+    (tmp_path / "nothing").mkdir()
+    (tmp_path / "nothing" / "readme.txt").write_text("no images here")
+    code = cli_main(["predict", str(tmp_path / "nothing"), "--model", str(checkpoint), "--out", str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "nothing: folder holds no images" in err and "no image to process" in err
+
+
+def test_predict_bad_model_is_one_line(tmp_path, coco_dir):
+    proc = subprocess.run(
+        [sys.executable, "-m", "vitpose.cli", "predict", str(coco_dir / "000000000785.jpg"), "--model",
+         str(tmp_path / "nope"), "--detector", "full-image", "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "vitpose predict: error: no such file or directory" in proc.stderr
+
+
+def test_predict_with_hog_detector_and_images_without_people(checkpoint, coco_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = cli_main(["predict", str(coco_dir), "--model", str(checkpoint), "--detector", "hog", "--device", "cpu",
+                     "--annotations", str(coco_dir / "test_coco.json"), "--out", str(out)])  # fmt: skip
+    assert code == 0
+    err = capsys.readouterr().err
+    # The HOG quality warning is one plain line, not Python's "file:line: UserWarning" form.
+    assert "vitpose predict: warning: the HOG person detector is weak" in err and "UserWarning" not in err
+    predictions = json.loads((out / "predictions.json").read_text())
+    _check_coco_results(predictions, coco_dir / "test_coco.json")
+    # Every input has its annotated image, including those where HOG found nobody.
+    names = sorted(p.name for p in coco_dir.glob("*.jpg"))
+    assert sorted(p.name for p in out.glob("*.jpg")) == names
+    from vitpose.detectors import HOGDetector
+
+    found = [len(d) for d in HOGDetector()([np.asarray(Image.open(coco_dir / n).convert("RGB")) for n in names])]
+    assert 0 in found  # the case this test is about: an image with no detection among others
+    assert len(predictions) <= sum(found)
