@@ -1,5 +1,6 @@
-"""Evaluation: object keypoint similarity (OKS) and OKS non-maximum suppression."""
+"""Evaluation: OKS and OKS-NMS, the original's evaluation pipeline (`evaluate`), COCO keypoint AP and MPII PCKh."""
 
 from vitpose.evaluation.oks import oks_matrix, oks_nms
+from vitpose.evaluation.pipeline import EvalReport, EvaluationError, evaluate, infer_dataset
 
-__all__ = ["oks_matrix", "oks_nms"]
+__all__ = ["EvalReport", "EvaluationError", "evaluate", "infer_dataset", "oks_matrix", "oks_nms"]

@@ -1,0 +1,417 @@
+"""The evaluation pipeline of the original ViTPose: boxes -> top-down inference -> rescoring -> OKS-NMS -> metrics.
+
+report = evaluate("usyd-community/vitpose-base-simple", "person_keypoints_val2017.json", "val2017/",
+                  detections="COCO_val2017_detections_AP_H_56_person.json", flip_test=True)
+report.metrics["AP"]
+
+COCO-format data sets (COCO, AI Challenger, AP-10K, APT-36K, COCO-WholeBody) are scored with pycocotools' keypoint AP
+and the data set's OKS sigmas; MPII with PCKh@0.5. The steps and their constants are those of the original test
+pipeline (mmpose 0.x top-down data sets, as ViTPose uses them):
+
+- boxes from a detection file (COCO results format; person category for human data sets; every box with a score
+  >= `det_thr`, 0.0 in the original, is kept), or from the ground truth (annotations with at least one labelled
+  keypoint, box clipped to the image, score 1); MPII from its annotated centre and scale;
+- instance score = box score x mean of the keypoint scores above 0.2;
+- OKS-NMS at 0.9 per image with the data set's sigmas and the padded box area (COCO-format data sets);
+- pycocotools `COCOeval(iouType="keypoints")` (per part for WholeBody), or PCKh for MPII.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vitpose.datasets import DatasetInfo, get_dataset_info
+from vitpose.evaluation.oks import oks_nms
+from vitpose.pipeline import PoseEstimator
+from vitpose.transforms import box_to_center_scale
+
+METRIC_KEYS = ("AP", "AP50", "AP75", "APm", "APl", "AR")
+
+
+@dataclass
+class EvalReport:
+    """What `evaluate` measured.
+
+    Attributes:
+        metrics: metric name -> value. COCO-format data sets: `AP`, `AP50`, `AP75`, `APm`, `APl`, `AR`, `AR50`,
+            `AR75`, `ARm`, `ARl` as fractions (0..1), as pycocotools gives them; WholeBody adds `body_AP`,
+            `foot_AP`, `face_AP`, `lefthand_AP`, `righthand_AP`, `hand_AP` (and `*_AR`); MPII gives `PCKh`,
+            `PCKh@0.1` and per-joint-group values as percentages (0..100), as the original reports them.
+        predictions: the results that were scored: COCO keypoint results (`image_id`, `category_id`, `keypoints`
+            flat x, y, score, `score`) for COCO-format data sets, without `bbox` as the original writes them (with
+            a `bbox`, pycocotools would take the area of a prediction from its box rather than from its keypoints,
+            which changes the APm / APl split); for MPII one entry per annotated person
+            (`image`, `joints` (16, 2), `scores` (16,), `center`, `scale`).
+        dataset: the data set the annotations were scored as.
+        num_images: images evaluated.
+        num_instances: person crops run through the network (before OKS-NMS).
+        notes: anything the caller should know (dropped boxes, a fallback head size, ...).
+    """
+
+    metrics: dict[str, float]
+    predictions: list[dict[str, Any]]
+    dataset: DatasetInfo
+    num_images: int
+    num_instances: int
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        """The metric table as the CLI prints it."""
+        if self.dataset.name == "mpii":
+            from vitpose.evaluation.mpii import format_pckh_table
+
+            return format_pckh_table(self.metrics)
+        from vitpose.evaluation.metrics import format_metrics_table
+
+        return format_metrics_table(self.metrics, self.dataset.display_name or self.dataset.name)
+
+
+class EvaluationError(ValueError):
+    """Inputs `evaluate` cannot work with (a missing image, a detection file that does not fit, ...)."""
+
+
+def read_json(path: str | os.PathLike[str], what: str) -> Any:
+    """A JSON file, or an `EvaluationError` naming the file and what it should have been."""
+    path = Path(path)
+    if not path.is_file():
+        raise EvaluationError(f"{what} file not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise EvaluationError(f"{path}: cannot read it as JSON ({err}); expected a {what} file") from None
+
+
+def infer_dataset(annotations: Any) -> DatasetInfo:
+    """The data set an annotation file is in: MPII (a JSON list), WholeBody (`foot_kpts`), else by keypoint count
+    (14 AI Challenger, 17 COCO or, when the categories are not `person`, AP-10K)."""
+    if isinstance(annotations, list):
+        return get_dataset_info("mpii")
+    if not isinstance(annotations, Mapping) or "annotations" not in annotations:
+        raise EvaluationError(
+            "the annotations are neither a COCO-format object (images, annotations, categories) nor an MPII list"
+        )
+    for ann in annotations.get("annotations", []):
+        if not isinstance(ann, Mapping) or "keypoints" not in ann:
+            continue
+        if "foot_kpts" in ann:
+            return get_dataset_info("wholebody")
+        count = len(ann["keypoints"]) // 3
+        if count == 14:
+            return get_dataset_info("aic")
+        if count == 17:
+            names = {str(c.get("name", "")).lower() for c in annotations.get("categories", []) if isinstance(c, dict)}
+            return get_dataset_info("coco" if not names or "person" in names else "ap10k")
+        raise EvaluationError(
+            f"annotations have {count} keypoints per instance, which fits no known data set (COCO 17, AI Challenger "
+            "14, MPII 16, WholeBody 133): pass --dataset"
+        )
+    raise EvaluationError("the annotation file has no annotation with keypoints")
+
+
+def _estimator(
+    model: Any,
+    dataset: DatasetInfo,
+    flip_test: bool | None,
+    batch_size: int,
+    device: str | torch.device | None,
+) -> PoseEstimator:
+    """A PoseEstimator serving `dataset`, without NMS (evaluation applies its own)."""
+    from vitpose.models.pose import VitPoseForPoseEstimation
+
+    if isinstance(model, PoseEstimator):
+        base_model, processor = model.model, model.processor
+        flip = model.flip_test if flip_test is None else flip_test
+    elif isinstance(model, (str, os.PathLike)):
+        base_model = VitPoseForPoseEstimation.from_pretrained(model, device=device or "auto")
+        from vitpose.processor import VitPoseImageProcessor
+
+        processor = VitPoseImageProcessor.from_pretrained(model) if not Path(model).is_file() else None
+        flip = bool(flip_test)
+    else:
+        base_model, processor, flip = model, None, bool(flip_test)
+        if device is not None:
+            base_model = base_model.to(device)
+    selectable = base_model.is_moe or base_model.config.num_heads > 1
+    in_registry = dataset.name in {"coco", "aic", "mpii", "ap10k", "apt36k", "wholebody"}
+    model_k = base_model.config.num_keypoints_for(dataset.dataset_index if selectable and in_registry else 0)
+    if model_k == dataset.num_keypoints:
+        estimator = PoseEstimator(
+            base_model,
+            processor,
+            detector="full-image",  # never used: evaluation always passes boxes or regions
+            flip_test=flip,
+            # ViTPose++: the data set's expert and head; one head: its keypoint layout (flip pairs, sigmas).
+            dataset=(dataset.dataset_index if in_registry else None) if selectable else dataset,
+            batch_size=batch_size,
+            nms_thr=None,
+        )
+        model_k = estimator.dataset.num_keypoints
+    if model_k != dataset.num_keypoints:
+        raise EvaluationError(
+            f"the model predicts {model_k} keypoints but the annotations are {dataset.display_name or dataset.name} "
+            f"with {dataset.num_keypoints}: use a checkpoint trained on that data set, or a ViTPose++ checkpoint "
+            "with its head (original .pth files keep every head)"
+        )
+    return estimator
+
+
+def _image_paths(images: str | os.PathLike[str], entries: Sequence[tuple[Any, str]]) -> dict[Any, Path]:
+    """image id -> file, looking for `file_name` under `images` (also by base name); all missing ones reported."""
+    root = Path(images)
+    if not root.is_dir():
+        raise EvaluationError(f"images folder not found: {root}")
+    found: dict[Any, Path] = {}
+    missing: list[str] = []
+    for key, name in entries:
+        for candidate in (root / name, root / Path(name).name):
+            if candidate.is_file():
+                found[key] = candidate
+                break
+        else:
+            missing.append(name)
+    if missing:
+        raise EvaluationError(
+            f"{len(missing)} of the {len(entries)} annotated images are not in {root}: {', '.join(missing[:5])}"
+            + (" ..." if len(missing) > 5 else "")
+            + " (is --images the folder these annotations were made for?)"
+        )
+    return found
+
+
+def _gt_boxes(annotations: Mapping[str, Any], dataset: DatasetInfo) -> dict[Any, list[tuple[list[float], float, int]]]:
+    """The original's ground-truth boxes: annotations with a labelled keypoint, clipped to the image, score 1.
+
+    The clipping is mmpose's: x2 = min(W - 1, x1 + max(0, w - 1)), so a box inside the image loses one pixel of
+    width and height, exactly as in the evaluation that produced the published numbers.
+    """
+    sizes = {img["id"]: (img.get("width"), img.get("height")) for img in annotations["images"]}
+    out: dict[Any, list[tuple[list[float], float, int]]] = {img["id"]: [] for img in annotations["images"]}
+    for ann in annotations["annotations"]:
+        # As the original (WholeBody included): skip instances whose (body) keypoints are all zero.
+        values = list(ann.get("keypoints", []))
+        if not values or max(values) <= 0 or ann.get("num_keypoints", 1) == 0:
+            continue
+        x, y, w, h = (float(v) for v in ann["bbox"])
+        width, height = sizes.get(ann["image_id"], (None, None))
+        x1, y1 = max(0.0, x), max(0.0, y)
+        x2 = x1 + max(0.0, w - 1) if width is None else min(width - 1.0, x1 + max(0.0, w - 1))
+        y2 = y1 + max(0.0, h - 1) if height is None else min(height - 1.0, y1 + max(0.0, h - 1))
+        if ann.get("area", 1) > 0 and x2 > x1 and y2 > y1:
+            out[ann["image_id"]].append(([x1, y1, x2 - x1, y2 - y1], 1.0, int(ann.get("category_id", 1))))
+    return out
+
+
+def _detection_boxes(
+    detections: Any, annotations: Mapping[str, Any], dataset: DatasetInfo, det_thr: float, notes: list[str]
+) -> dict[Any, list[tuple[list[float], float, int]]]:
+    """Boxes of a COCO detections file, every one with score >= det_thr (person only for human data sets)."""
+    source = str(detections) if isinstance(detections, (str, os.PathLike)) else "detections"
+    entries = read_json(detections, "detections") if isinstance(detections, (str, os.PathLike)) else detections
+    if not isinstance(entries, list):
+        raise EvaluationError(
+            f"{source}: expected a JSON list of detections [{{'image_id', 'bbox': [x, y, w, h], 'score', "
+            f"'category_id'}}, ...], got {type(entries).__name__}"
+        )
+    out: dict[Any, list[tuple[list[float], float, int]]] = {img["id"]: [] for img in annotations["images"]}
+    degenerate = 0
+    for index, det in enumerate(entries):
+        if not isinstance(det, Mapping) or "image_id" not in det or "bbox" not in det:
+            raise EvaluationError(f"{source}: entry {index} needs 'image_id' and 'bbox', got {det!r:.120}")
+        if det["image_id"] not in out:
+            raise EvaluationError(
+                f"{source}: entry {index}: image_id {det['image_id']!r} is not an image of the annotations "
+                "(were these detections made for this annotation file?)"
+            )
+        category = int(det.get("category_id", 1))
+        if not dataset.is_animal and category != 1:
+            continue
+        score = float(det.get("score", 1.0))
+        bbox = det["bbox"]
+        if not (isinstance(bbox, Sequence) and len(bbox) == 4 and all(_finite(v) for v in bbox)):
+            raise EvaluationError(f"{source}: entry {index}: bbox must be 4 finite numbers [x, y, w, h], got {bbox}")
+        if not math.isfinite(score):
+            raise EvaluationError(f"{source}: entry {index}: score must be a finite number, got {score}")
+        if score < det_thr:
+            continue
+        if bbox[2] <= 0 or bbox[3] <= 0:
+            degenerate += 1
+            continue
+        out[det["image_id"]].append(([float(v) for v in bbox], score, category))
+    if degenerate:
+        notes.append(f"{degenerate} detections with zero or negative width or height were skipped")
+    return out
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def evaluate(
+    model: Any,
+    annotations: str | os.PathLike[str] | Mapping[str, Any] | list[Any],
+    images: str | os.PathLike[str],
+    *,
+    detections: str | os.PathLike[str] | list[Any] | None = None,
+    dataset: str | int | DatasetInfo | None = None,
+    flip_test: bool | None = None,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+    det_thr: float = 0.0,
+    nms_thr: float | None = 0.9,
+    rescore_thr: float = 0.2,
+    headboxes: str | os.PathLike[str] | None = None,
+) -> EvalReport:
+    """Run a model over an annotated data set and score it as the original ViTPose does.
+
+    Args:
+        model: a `VitPoseForPoseEstimation`, a `PoseEstimator` (its model and processor are used), or a checkpoint
+            (hub id, directory, original `.pth`).
+        annotations: a COCO-format keypoint file (or its loaded dict), or an MPII JSON list.
+        images: the folder holding the annotated images (`file_name` relative to it, or its base name).
+        detections: a COCO detections file (or list); None uses the ground-truth boxes.
+        dataset: name, index or `DatasetInfo`; None infers it from the annotations.
+        flip_test: the flip test (None: off, or the estimator's setting).
+        batch_size: person crops per network batch.
+        device: where to run a model given as a checkpoint ("auto" by default).
+        progress: show a progress bar over the images.
+        det_thr: detections below this score are dropped (0.0 in the original).
+        nms_thr: OKS-NMS threshold (0.9); None turns it off.
+        rescore_thr: keypoint scores above it enter the instance score (0.2).
+        headboxes: MPII only: the official `mpii_gt_val.mat` for the head sizes (see `vitpose.evaluation.mpii`).
+
+    Returns:
+        An `EvalReport`.
+    """
+    source = str(annotations) if isinstance(annotations, (str, os.PathLike)) else None
+    data = read_json(annotations, "annotations") if isinstance(annotations, (str, os.PathLike)) else annotations
+    info = get_dataset_info(dataset) if dataset is not None else infer_dataset(data)
+    if info.name == "mpii" or isinstance(data, list):
+        if info.name != "mpii":
+            raise EvaluationError(f"the annotations are an MPII list but dataset {info.name!r} was asked for")
+        if detections is not None:
+            raise EvaluationError("MPII is evaluated on its annotated centres and scales: --detections does not apply")
+        return _evaluate_mpii(model, data, source, images, info, flip_test, batch_size, device, progress, headboxes)
+    from vitpose.evaluation.metrics import evaluate_predictions, load_coco_keypoints
+
+    data = load_coco_keypoints(annotations if source is not None else data, info)  # errors name the file
+    estimator = _estimator(model, info, flip_test, batch_size, device)
+    estimator.rescore_thr = rescore_thr
+    notes: list[str] = []
+    image_entries = [(img["id"], img["file_name"]) for img in data["images"]]
+    paths = _image_paths(images, image_entries)
+    if detections is None:
+        per_image = _gt_boxes(data, info)
+    else:
+        per_image = _detection_boxes(detections, data, info, det_thr, notes)
+    ids = [key for key, _ in image_entries]
+    predictions: list[dict[str, Any]] = []
+    sigmas = np.asarray(info.sigmas, np.float64)
+    count = 0
+    stream = estimator.iter_predict(
+        [paths[i] for i in ids],
+        boxes=[np.array([b for b, _, _ in per_image[i]], np.float64).reshape(-1, 4) for i in ids],
+        box_scores=[np.array([s for _, s, _ in per_image[i]], np.float64) for i in ids],
+    )
+    if progress:
+        from tqdm import tqdm
+
+        stream = tqdm(stream, total=len(ids), unit="img", desc="evaluating")
+    for image_id, result in zip(ids, stream, strict=True):
+        categories = np.array([c for _, _, c in per_image[image_id]], np.int64)
+        count += len(result)
+        keep = np.arange(len(result))
+        if nms_thr is not None and len(result) > 1:
+            _, scales = box_to_center_scale(
+                result.boxes.astype(np.float64),
+                input_size=estimator.processor.input_size,
+                padding=estimator.processor.padding_factor,
+            )
+            keep = np.sort(oks_nms(result.keypoints, result.scores, scales[:, 0] * scales[:, 1], sigmas, nms_thr))
+        for i in keep:
+            flat = np.concatenate([result.keypoints[i], result.keypoint_scores[i][:, None]], axis=1).reshape(-1)
+            predictions.append(
+                {
+                    "image_id": image_id,
+                    "category_id": int(categories[i]),
+                    "keypoints": [float(v) for v in flat],
+                    "score": float(result.scores[i]),
+                }
+            )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metrics = evaluate_predictions(data, predictions, info)
+    return EvalReport(metrics, predictions, info, len(ids), count, notes)
+
+
+def _evaluate_mpii(
+    model: Any,
+    data: list[Any],
+    source: str | None,
+    images: str | os.PathLike[str],
+    info: DatasetInfo,
+    flip_test: bool | None,
+    batch_size: int,
+    device: Any,
+    progress: bool,
+    headboxes: Any,
+) -> EvalReport:
+    from vitpose.evaluation.mpii import load_mpii, pckh
+
+    notes: list[str] = []
+    if headboxes is None and source is not None and (Path(source).parent / "mpii_gt_val.mat").is_file():
+        headboxes = Path(source).parent / "mpii_gt_val.mat"  # where the original looks for the head boxes
+        notes.append(f"head boxes from {headboxes}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        samples = load_mpii(source if source is not None else data, headboxes=headboxes)
+    notes.extend(str(w.message) for w in caught)
+    estimator = _estimator(model, info, flip_test, batch_size, device)
+    order: list[str] = []
+    members: dict[str, list[int]] = {}
+    for index, sample in enumerate(samples):
+        if sample.image not in members:
+            order.append(sample.image)
+            members[sample.image] = []
+        members[sample.image].append(index)
+    paths = _image_paths(images, [(name, name) for name in order])
+    regions = [
+        (
+            np.stack([samples[i].center for i in members[name]]),
+            np.stack([samples[i].scale for i in members[name]]),
+        )
+        for name in order
+    ]
+    stream = estimator.iter_predict([paths[name] for name in order], regions=regions)
+    if progress:
+        from tqdm import tqdm
+
+        stream = tqdm(stream, total=len(order), unit="img", desc="evaluating")
+    keypoints = np.zeros((len(samples), info.num_keypoints, 2), np.float64)
+    scores = np.zeros((len(samples), info.num_keypoints), np.float64)
+    for name, result in zip(order, stream, strict=True):
+        for row, index in enumerate(members[name]):
+            keypoints[index] = result.keypoints[row]
+            scores[index] = result.keypoint_scores[row]
+    metrics = pckh(keypoints, samples)
+    predictions = [
+        {
+            "image": s.image,
+            "joints": keypoints[i].tolist(),
+            "scores": scores[i].tolist(),
+            "center": [float(v) for v in s.center],
+            "scale": [float(v) for v in s.scale],
+        }
+        for i, s in enumerate(samples)
+    ]
+    return EvalReport(metrics, predictions, info, len(order), len(samples), notes)
