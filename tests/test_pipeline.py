@@ -186,9 +186,30 @@ def test_vitpose_plus_dataset_selection(tmp_path, coco_dir):
         PoseEstimator.from_pretrained(path, device="cpu", dataset=6)
 
 
-def test_dense_model_rejects_a_dataset(checkpoint):
-    with pytest.raises(ValueError, match="single-data-set ViTPose"):
+def test_dense_model_dataset_declares_its_layout(checkpoint, tmp_path, coco_dir):
+    with pytest.raises(ValueError, match="'mpii' has 16 keypoints but this single-data-set model predicts 17"):
         PoseEstimator.from_pretrained(checkpoint, device="cpu", dataset="mpii")
+    # A 16-keypoint model declared as MPII: MPII's names, skeleton and flip pairs (the flip test needs them).
+    mpii_ckpt = save_hf(make_hf_model(num_labels=16), tmp_path / "mpii")
+    estimator = PoseEstimator.from_pretrained(mpii_ckpt, device="cpu", dataset="mpii", flip_test=True)
+    assert estimator.dataset.name == "mpii" and estimator.dataset.keypoint_names[9] == "head_top"
+    path, boxes = coco_images_and_boxes()[0]
+    result = estimator(str(path), boxes=boxes)
+    model = estimator.model
+    crops = estimator.processor(Image.open(path), boxes=[boxes]).pixel_values
+    with torch.no_grad():
+        plain = model(crops).heatmaps
+        mirrored = model(crops.flip(-1)).heatmaps.flip(-1)[:, estimator.dataset.flip_indices]
+    expected, _ = estimator.codec.decode((plain + mirrored) / 2, *_center_scale(boxes))
+    assert np.allclose(result.keypoints, expected, atol=1e-3)
+    with pytest.raises(ValueError, match="left/right keypoint pairs"):  # without the layout, no pairs to flip
+        PoseEstimator.from_pretrained(mpii_ckpt, device="cpu", flip_test=True)(str(path), boxes=boxes)
+
+
+def _center_scale(boxes):
+    from vitpose.transforms import box_to_center_scale
+
+    return box_to_center_scale(np.asarray(boxes, np.float64), input_size=(192, 256), padding=1.25)
 
 
 # ---------------------------------------------------------------------------------------------- bad files

@@ -6,6 +6,7 @@ results = estimator(["a.jpg", "b.jpg"])          # one PoseResult per image
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from vitpose.datasets import DatasetInfo, get_dataset_info
 from vitpose.models.pose import VitPoseForPoseEstimation, _resolve_device
 from vitpose.processor import VitPoseImageProcessor, normalize_boxes, to_rgb_array
 from vitpose.results import PoseResult, instance_scores
-from vitpose.transforms import box_to_center_scale
+from vitpose.transforms import box_to_center_scale, crop_boxes
 
 ImageSource = str | os.PathLike[str] | np.ndarray | torch.Tensor | Any  # path, array, tensor or PIL image
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
@@ -113,7 +114,9 @@ class PoseEstimator:
         detector: a `PersonDetector` (see `vitpose.detectors`), a name ("auto", "rtdetr", "hog", "full-image"),
             or None for "auto", built on first use (so that calls with boxes never load one).
         flip_test: average with the mirrored crop (the original's test-time augmentation).
-        dataset: ViTPose++ data set (name or index) whose expert and head to use (default COCO).
+        dataset: ViTPose++: the data set (name or index) whose expert and head to use (default COCO). A
+            single-data-set ViTPose: the layout of its keypoints (names, skeleton, flip pairs, OKS sigmas), e.g.
+            "mpii" for a model trained on MPII; it must have the model's keypoint count.
         batch_size: crops per network batch; the crops of several images share batches.
         nms_thr: OKS-NMS threshold applied to detector boxes (0.9 as the original evaluation); None turns it off.
         rescore_thr: keypoint-score threshold of the instance rescoring (0.2 as the original).
@@ -145,8 +148,23 @@ class PoseEstimator:
         self.nms_thr = nms_thr
         self.rescore_thr = rescore_thr
         self.detector_threshold = detector_threshold
-        self.dataset_index = self._resolve_dataset(dataset)
-        self.dataset = dataset_info_for(model, self.dataset_index)
+        self._layout_declared = False
+        if dataset is not None and not (model.is_moe or model.config.num_heads > 1):
+            # A single-head model: `dataset` declares the layout of its keypoints (names, skeleton, flip pairs,
+            # sigmas), e.g. a ViTPose trained on MPII.
+            info = get_dataset_info(dataset)
+            head_k = model.config.num_keypoints_for(0)
+            if info.num_keypoints != head_k:
+                raise ValueError(
+                    f"dataset {info.name!r} has {info.num_keypoints} keypoints but this single-data-set model "
+                    f"predicts {head_k}: leave dataset unset, or use a checkpoint trained on {info.name}"
+                )
+            self.dataset_index = 0
+            self.dataset = dataclasses.replace(info, dataset_index=0)
+            self._layout_declared = True
+        else:
+            self.dataset_index = self._resolve_dataset(dataset)
+            self.dataset = dataset_info_for(model, self.dataset_index)
         self._detector = detector
 
     # ------------------------------------------------------------------ construction
@@ -172,11 +190,14 @@ class PoseEstimator:
         processor = VitPoseImageProcessor.from_pretrained(source, **hub)
         return cls(model, processor, detector, **kwargs)
 
-    def _resolve_dataset(self, dataset: str | int | None) -> int:
+    def _resolve_dataset(self, dataset: str | int | DatasetInfo | None) -> int:
         cfg = self.model.config
         if dataset is None:
             return 0
-        index = get_dataset_info(dataset).dataset_index if isinstance(dataset, str) else int(dataset)
+        if isinstance(dataset, (str, DatasetInfo)):
+            index = get_dataset_info(dataset).dataset_index
+        else:
+            index = int(dataset)
         limit = cfg.backbone_config.num_experts if self.model.is_moe else cfg.num_heads
         if not 0 <= index < limit:
             what = "ViTPose++ model" if self.model.is_moe else "model"
@@ -216,7 +237,11 @@ class PoseEstimator:
         return self.predict([images], boxes=as_list, box_scores=scores_list)[0]
 
     def predict(
-        self, images: Sequence[ImageSource], boxes: Sequence[Any] | None = None, box_scores: Sequence[Any] | None = None
+        self,
+        images: Sequence[ImageSource],
+        boxes: Sequence[Any] | None = None,
+        box_scores: Sequence[Any] | None = None,
+        regions: Sequence[tuple[Any, Any] | None] | None = None,
     ) -> list[PoseResult]:
         """Poses for every image: paths, PIL images or arrays.
 
@@ -225,8 +250,10 @@ class PoseEstimator:
             boxes: optional, per image, COCO [x, y, w, h] person boxes; the detector runs where they are not given.
                 Given boxes yield one pose each (no NMS).
             box_scores: optional, per image, the scores of the given boxes (default 1).
+            regions: optional, instead of boxes, per image `(centers (n, 2), scales (n, 2))` crop regions in pixels
+                (see `iter_predict`).
         """
-        return list(self.iter_predict(images, boxes=boxes, box_scores=box_scores))
+        return list(self.iter_predict(images, boxes=boxes, box_scores=box_scores, regions=regions))
 
     def iter_predict(
         self,
@@ -235,16 +262,24 @@ class PoseEstimator:
         box_scores: Sequence[Any] | None = None,
         errors: str = "raise",
         image_batch: int | None = None,
+        regions: Sequence[tuple[Any, Any] | None] | None = None,
     ) -> Iterator[PoseResult | FailedImage]:
         """Stream results in input order, reading and detecting `image_batch` images at a time.
 
         errors: "raise" stops at the first unreadable input; "report" yields a `FailedImage` in its place and goes
         on (what `vitpose predict` does).
+        regions: instead of boxes, per image the crop regions themselves: `(centers (n, 2), scales (n, 2))` in
+        pixels, used as given (no aspect correction, no padding), as data sets that annotate centre and scale
+        (MPII) are evaluated. The results' `boxes` are then the regions as [cx - w/2, cy - h/2, w, h].
         """
         if errors not in ("raise", "report"):
             raise ValueError(f"errors must be 'raise' or 'report', got {errors!r}")
+        if regions is not None and boxes is not None:
+            raise ValueError("pass boxes or regions, not both")
         image_batch = image_batch or max(1, min(self.batch_size, 16))
         given = None if boxes is None else list(boxes)
+        if regions is not None:
+            given = [None if r is None else _regions_to_boxes(*r) for r in regions]
         given_scores = None if box_scores is None else list(box_scores)
         chunk: list[tuple[int, ImageSource]] = []
         count = 0
@@ -275,11 +310,12 @@ class PoseEstimator:
         to_detect = []
         for position, rgb, name in loaded:
             if given is not None and position < len(given) and given[position] is not None:
-                b = normalize_boxes([given[position]], 1)[0]
+                region = given[position] if isinstance(given[position], _Regions) else None
+                b = region.boxes if region is not None else normalize_boxes([given[position]], 1)[0]
                 s = np.ones(len(b)) if given_scores is None else np.asarray(given_scores[position], np.float64)
                 if s.shape != (len(b),):
                     raise ValueError(f"box_scores of image {position} have shape {s.shape}, expected ({len(b)},)")
-                per_image[position] = (b, s, False)
+                per_image[position] = (b, s, False, region)
             else:
                 to_detect.append((position, rgb, name))
         if to_detect:
@@ -301,7 +337,8 @@ class PoseEstimator:
                         detections.append(None)
             for (position, _, _), det in zip(to_detect, detections, strict=True):
                 if det is not None:
-                    per_image[position] = (np.asarray(det.boxes, np.float64), np.asarray(det.scores, np.float64), True)
+                    boxes_ = np.asarray(det.boxes, np.float64)
+                    per_image[position] = (boxes_, np.asarray(det.scores, np.float64), True, None)
 
         ready = [(position, rgb, name) for position, rgb, name in loaded if position in per_image]
         results = self._estimate(ready, per_image)
@@ -312,14 +349,17 @@ class PoseEstimator:
         """Crop every box of every image, run the network in batches of `batch_size`, decode, rescore, NMS."""
         crops, centers, scales, counts = [], [], [], []
         for position, rgb, _ in ready:
-            b = per_image[position][0]
-            try:
-                c, s = box_to_center_scale(
-                    b, input_size=self.processor.input_size, padding=self.processor.padding_factor
-                )
-            except ValueError as err:
-                raise ValueError(f"image {position}: {err}") from None
-            crops.append(self.processor(rgb, boxes=[b], return_tensors="pt").pixel_values)
+            b, region = per_image[position][0], per_image[position][3]
+            if region is not None:
+                c, s = region.centers, region.scales
+            else:
+                try:
+                    c, s = box_to_center_scale(
+                        b, input_size=self.processor.input_size, padding=self.processor.padding_factor
+                    )
+                except ValueError as err:
+                    raise ValueError(f"image {position}: {err}") from None
+            crops.append(crop_boxes(rgb, c, s, output_size=self.processor.input_size))
             centers.append(c)
             scales.append(s)
             counts.append(len(b))
@@ -328,13 +368,18 @@ class PoseEstimator:
         keypoints = np.zeros((total, k, 2), np.float32)
         kpt_scores = np.zeros((total, k), np.float32)
         if total:
-            pixel_values = torch.cat(crops)
+            pixel_values = self.processor._normalize(crops)
             all_centers, all_scales = np.concatenate(centers), np.concatenate(scales)
             index = self.dataset_index if self.model.is_moe or self.model.config.num_heads > 1 else None
             with torch.inference_mode():
                 for start in range(0, total, self.batch_size):
                     batch = pixel_values[start : start + self.batch_size].to(self.device, self.model.dtype)
-                    heatmaps = self.model(batch, dataset_index=index, flip_test=self.flip_test).heatmaps
+                    pairs = None
+                    if self.flip_test and self._layout_declared:
+                        pairs = self.dataset.flip_pairs_array()
+                    heatmaps = self.model(
+                        batch, dataset_index=index, flip_test=self.flip_test, flip_pairs=pairs
+                    ).heatmaps
                     stop = start + len(batch)
                     keypoints[start:stop], kpt_scores[start:stop] = self.codec.decode(
                         heatmaps, all_centers[start:stop], all_scales[start:stop]
@@ -342,7 +387,7 @@ class PoseEstimator:
         results: dict[int, PoseResult] = {}
         offset = 0
         for (position, rgb, name), n, s in zip(ready, counts, scales, strict=True):
-            boxes, box_scores, detected = per_image[position]
+            boxes, box_scores, detected, _ = per_image[position]
             sl = slice(offset, offset + n)
             offset += n
             scores = instance_scores(box_scores, kpt_scores[sl], self.rescore_thr)
@@ -365,6 +410,28 @@ class PoseEstimator:
                 result.extra["suppressed"] = n - len(keep)
             results[position] = result
         return results
+
+
+@dataclass
+class _Regions:
+    """Crop regions given as centres and scales (pixels) rather than boxes."""
+
+    centers: np.ndarray
+    scales: np.ndarray
+
+    @property
+    def boxes(self) -> np.ndarray:
+        return np.concatenate([self.centers - self.scales / 2, self.scales], axis=1)
+
+
+def _regions_to_boxes(centers: Any, scales: Any) -> _Regions:
+    c = np.asarray(centers, np.float64).reshape(-1, 2)
+    s = np.asarray(scales, np.float64).reshape(-1, 2)
+    if c.shape != s.shape:
+        raise ValueError(f"regions: centers {c.shape} and scales {s.shape} must both be (n, 2)")
+    if not (np.isfinite(c).all() and np.isfinite(s).all() and (s > 0).all()):
+        raise ValueError("regions: centers must be finite and scales finite and > 0")
+    return _Regions(c, s)
 
 
 def _describe(source: Any) -> str:
