@@ -114,6 +114,58 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if args.predictions:
+        if args.model_given or args.images or args.detections:
+            raise ValueError("--predictions scores a results file as it is: drop --model, --images and --detections")
+        from vitpose.datasets import get_dataset_info
+        from vitpose.evaluation.metrics import evaluate_predictions, format_metrics_table
+        from vitpose.evaluation.pipeline import infer_dataset, read_json
+
+        annotations = read_json(args.annotations, "annotations")
+        dataset = get_dataset_info(args.dataset) if args.dataset else infer_dataset(annotations)
+        if dataset.name == "mpii":
+            raise ValueError("--predictions scores COCO-format results; MPII is scored from a model run")
+        metrics = evaluate_predictions(args.annotations, args.predictions, dataset)  # errors name the files
+        print(json.dumps(metrics) if args.json else format_metrics_table(metrics, dataset.display_name or dataset.name))
+        return 0
+    if not args.images:
+        raise ValueError("--images DIR is needed to run a model (or pass --predictions P.json to score a results file)")
+    from vitpose.evaluation import evaluate
+
+    report = evaluate(
+        args.model,
+        args.annotations,
+        args.images,
+        detections=args.detections,
+        dataset=args.dataset,
+        flip_test=args.flip_test,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=not args.json or sys.stderr.isatty(),
+        det_thr=args.det_thr,
+        nms_thr=None if args.no_nms else args.nms_thr,
+        headboxes=args.headboxes,
+    )
+    for note in report.notes:
+        print(f"vitpose eval: note: {note}", file=sys.stderr)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report.predictions))
+    if args.json:
+        print(json.dumps(report.metrics))
+    else:
+        print(
+            f"{report.dataset.display_name or report.dataset.name}: {report.num_images} images, "
+            f"{report.num_instances} instances{', flip test' if args.flip_test else ''}"
+            + (f"; predictions written to {args.out}" if args.out else "")
+        )
+        print(report.table())
+    return 0
+
+
 def _image_ids(annotations: str) -> dict[str, int]:
     from pathlib import Path
 
@@ -191,6 +243,35 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", default="vitpose_out", help="output folder (default vitpose_out)")
     predict.set_defaults(func=_predict)
 
+    ev = sub.add_parser(
+        "eval",
+        help="score a model on an annotated data set (COCO AP, WholeBody part AP, MPII PCKh), as the original",
+        description="Run a model over the images of a COCO-format keypoint file (or an MPII list) with ground-truth "
+        "or detected person boxes, rescore, apply OKS-NMS and score with pycocotools (data-set sigmas), as the "
+        "original ViTPose evaluation. With --predictions, score an existing COCO results file instead (no model, "
+        "no rescoring, no NMS).",
+    )
+    ev.add_argument(
+        "--model", default=None, help="hub id, directory or .pth (default usyd-community/vitpose-base-simple)"
+    )
+    ev.add_argument("--annotations", required=True, help="COCO-format keypoint annotations, or MPII JSON list")
+    ev.add_argument("--images", help="folder of the annotated images")
+    ev.add_argument("--detections", help="COCO detections file for the person boxes (default: ground-truth boxes)")
+    ev.add_argument("--predictions", help="score this COCO keypoint results file (no model)")
+    ev.add_argument("--dataset", help="coco, aic, mpii, ap10k, apt36k, wholebody (default: inferred from the file)")
+    ev.add_argument("--flip-test", action="store_true", help="average with the mirrored crop, as the papers report")
+    ev.add_argument("--batch-size", type=int, default=32, help="person crops per network batch (32)")
+    ev.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    ev.add_argument(
+        "--det-thr", type=float, default=0.0, help="drop detections below this score (0.0, as the original)"
+    )
+    ev.add_argument("--nms-thr", type=float, default=0.9, help="OKS-NMS threshold (0.9)")
+    ev.add_argument("--no-nms", action="store_true", help="no OKS-NMS")
+    ev.add_argument("--headboxes", help="MPII: the official mpii_gt_val.mat with the head boxes of PCKh")
+    ev.add_argument("--out", help="write the scored predictions (JSON) here")
+    ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    ev.set_defaults(func=_eval)
+
     info = sub.add_parser("info", help="describe a checkpoint: size, decoder, experts, heads")
     info.add_argument("source", help="original .pth file, hub id or hub-format directory")
     info.add_argument("--json", action="store_true", help="print the full config as JSON")
@@ -216,6 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "fold", None) is not None and args.fold.isdigit():
         args.fold = int(args.fold)
+    if args.command == "eval":
+        args.model_given = args.model is not None
+        args.model = args.model or "usyd-community/vitpose-base-simple"
     saved = warnings.showwarning
     _show_warnings_plainly(args.command)
     try:
