@@ -272,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     ev.set_defaults(func=_eval)
 
+    from vitpose.cli_video import add_parser as add_video_parser
+
+    add_video_parser(sub)
+
     info = sub.add_parser("info", help="describe a checkpoint: size, decoder, experts, heads")
     info.add_argument("source", help="original .pth file, hub id or hub-format directory")
     info.add_argument("--json", action="store_true", help="print the full config as JSON")
@@ -300,15 +304,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "eval":
         args.model_given = args.model is not None
         args.model = args.model or "usyd-community/vitpose-base-simple"
-    saved = warnings.showwarning
-    _show_warnings_plainly(args.command)
-    try:
-        return args.func(args)
-    except (ValueError, OSError, ImportError) as err:  # CheckpointError is a ValueError, FileNotFoundError an OSError
-        print(f"vitpose {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    finally:
-        warnings.showwarning = saved
+    # Each run shows its warnings (once per place), even where this process warned before, as one plain line;
+    # catch_warnings restores the caller's filters and showwarning afterwards.
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        _show_warnings_plainly(args.command)
+        try:
+            return args.func(args)
+        except (ValueError, OSError, ImportError) as err:  # CheckpointError: ValueError; FileNotFoundError: OSError
+            print(f"vitpose {args.command}: error: {err}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ from vitpose.detectors.base import Detections, DetectorError, check_images
 
 WEAK_WARNING = (
     "the HOG person detector is weak: it misses small, occluded, sitting or non-upright people and gives rough boxes. "
-    'RT-DETR finds far more people: pip install "vitpose[detector]" (and let it download its weights once), or pass '
-    "your own boxes with --boxes FILE"
+    'RT-DETR finds far more people: pip install "vitpose[detector]" (and let it download its weights once), or give '
+    "your own boxes (vitpose predict --boxes FILE)"
 )
 # The default people detector scores 64x128 windows; the INRIA training crops put an upright person about 96 px
 # tall in them with a margin of 16 px on every side, so the person fills the central 75% of the window.
@@ -21,9 +21,6 @@ _MARGIN = 0.125
 # `upscale_small`: images whose longer side is below this are enlarged towards it (at most 4x).
 _UPSCALE_TO = 960
 _MAX_UPSCALE = 4.0
-
-_warned = False
-
 
 def _cv2():
     import cv2
@@ -119,10 +116,9 @@ class HOGDetector:
         self.tighten = bool(tighten)
         self._hog = cv2.HOGDescriptor()
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-        global _warned
-        if not _warned:
-            _warned = True
-            warnings.warn(WEAK_WARNING, UserWarning, stacklevel=2)
+        # Python's warning filters show it once per calling place, as usual; no global "warned" flag, so that a
+        # new run in the same process (the CLI called twice, a notebook) is told again.
+        warnings.warn(WEAK_WARNING, UserWarning, stacklevel=2)
 
     def upscale_factor(self, height: int, width: int) -> float:
         """The factor an image of this size is enlarged by before detection (1 without `upscale_small`)."""
