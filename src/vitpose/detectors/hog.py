@@ -22,6 +22,7 @@ _MARGIN = 0.125
 _UPSCALE_TO = 960
 _MAX_UPSCALE = 4.0
 
+
 def _cv2():
     import cv2
 
