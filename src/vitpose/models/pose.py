@@ -132,6 +132,7 @@ class VitPoseForPoseEstimation(nn.Module):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
+        label_weights: torch.Tensor | None = None,
     ) -> VitPoseEstimatorOutput:
         """Heatmaps for a batch of person crops.
 
@@ -144,15 +145,16 @@ class VitPoseForPoseEstimation(nn.Module):
             flip_test: run each crop and its mirror image in one batch, flip the mirrored heatmaps back, average
                 (the original's test-time augmentation). Pairs default to the data set of each head.
             output_hidden_states: also return the embedding output and every block's output, each (B, N, C).
+            labels: (B, K, H/4, W/4) target heatmaps (UDP Gaussians, `vitpose.training.KeypointDataset`); with them
+                `loss` is the original's weighted heatmap MSE (`vitpose.training.heatmap_mse_loss`). In a mixed
+                ViTPose++ batch, zero-padded to the largest K as `heatmaps` is.
+            label_weights: (B, K) per-keypoint target weights (0 for unlabelled keypoints); None = all ones.
 
         Returns:
-            `VitPoseEstimatorOutput` with `heatmaps` (B, K, H/4, W/4).
+            `VitPoseEstimatorOutput` with `heatmaps` (B, K, H/4, W/4), and `loss` (a scalar) when `labels` is given.
         """
-        if labels is not None:
-            raise NotImplementedError(
-                "forward(labels=...) computes no loss yet; training arrives with `vitpose train`. "
-                "Call the model without labels for inference."
-            )
+        if labels is not None and flip_test:
+            raise ValueError("labels (training loss) cannot be combined with flip_test (a test-time augmentation)")
         if output_attentions:
             raise ValueError("output_attentions is not supported: attention runs in fused scaled_dot_product_attention")
         pixel_values = self._check_pixel_values(pixel_values)
@@ -172,7 +174,13 @@ class VitPoseForPoseEstimation(nn.Module):
         features = self.backbone(pixel_values, expert_groups(groups_index), hidden)
 
         heatmaps, num_keypoints = self._run_heads(features, index, batch, pairs, flip_test)
+        loss = None
+        if labels is not None:
+            from vitpose.training.loss import heatmap_mse_loss
+
+            loss = heatmap_mse_loss(heatmaps, labels, label_weights, num_keypoints)
         return VitPoseEstimatorOutput(
+            loss=loss,
             heatmaps=heatmaps,
             hidden_states=tuple(hidden) if hidden is not None else None,
             num_keypoints=num_keypoints,

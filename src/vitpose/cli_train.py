@@ -1,0 +1,161 @@
+"""`vitpose train`: thin argument parsing over `vitpose.training.train`.
+
+`add_parser(subparsers)` registers the sub-command on the `vitpose` parser; `python -m vitpose.cli_train train ...`
+runs it alone (the form to give `torchrun -m`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["add_parser", "config_from_args", "main", "run_train"]
+
+_DESCRIPTION = """\
+Train or fine-tune with the original ViTPose recipe: AdamW with layer-wise lr decay, warm-up and step
+decay, gradient clipping, flip / half-body / scale / rotation augmentation, UDP heatmap targets.
+
+Writes OUT/last (hub-format model + optimiser state, for --resume), OUT/best (best validation AP),
+OUT/log.csv and OUT/training.png. Settings can also come from a JSON file (--config) with the same
+names (train_annotations, batch_size, ...); flags given on the command line win.
+"""
+
+_EPILOG = """\
+examples:
+  fine-tune a hub checkpoint on your own COCO-format data, evaluating every 5 epochs:
+    vitpose train --model usyd-community/vitpose-base-simple --train-annotations train.json --train-images imgs/ \\
+        --val-annotations val.json --val-images imgs/ --epochs 50 --batch-size 32 --lr 1e-4 --eval-interval 5 \\
+        --out runs/ft
+  a custom skeleton (keypoint names, skeleton, flip pairs, sigmas in a JSON file); the head is replaced:
+    vitpose train --model usyd-community/vitpose-base-simple --dataset my_animal.json ... --out runs/animal
+  from scratch, a tiny model at 128x96:
+    vitpose train --model tiny --decoder simple --input-size 128x96 ... --out runs/tiny
+  continue an interrupted run (Ctrl-C stops cleanly after the current step):
+    vitpose train --config runs/ft/train_config.json --resume
+  two GPUs (or two CPU processes with gloo):
+    torchrun --standalone --nproc_per_node 2 -m vitpose.cli_train train --model ... --out runs/ddp
+"""
+
+
+def _input_size(text: str) -> list[int]:
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 2 or min(values) < 16:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 256x192, got {text!r}")
+    return values
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register `vitpose train` on the sub-parsers of the `vitpose` command line."""
+    p = subparsers.add_parser(
+        "train",
+        help="train or fine-tune a ViTPose / ViTPose++ model on COCO-format keypoint data",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    S = argparse.SUPPRESS
+    p.add_argument("--config", metavar="FILE", help="JSON file with the settings (same names as the flags)")
+    p.add_argument("--model", default=S, help="checkpoint (hub id, directory, .pth) or preset: tiny, small, base, "
+                   "large, huge (+ for ViTPose++, e.g. base+)")  # fmt: skip
+    p.add_argument("--train-annotations", nargs="+", metavar="FILE", default=S, help="COCO-format keypoint file(s)")
+    p.add_argument("--train-images", nargs="+", metavar="DIR", default=S, help="image folder(s), one per file")
+    p.add_argument("--dataset", dest="datasets", nargs="+", metavar="D", default=S,
+                   help="per training file: coco, aic, mpii, ap10k, apt36k, wholebody, an index, or a custom data set "
+                   "JSON file (keypoints, skeleton, flip_pairs, sigmas); default: inferred from the file")  # fmt: skip
+    p.add_argument("--val-annotations", nargs="+", metavar="FILE", default=S, help="validation keypoint file(s)")
+    p.add_argument("--val-images", nargs="+", metavar="DIR", default=S, help="validation image folder(s)")
+    p.add_argument("--val-dataset", dest="val_datasets", nargs="+", metavar="D", default=S,
+                   help="validation data set(s) (default: the training ones, in order)")  # fmt: skip
+    p.add_argument("--out", default=S, help="output folder")
+    p.add_argument("--epochs", type=int, default=S, help="epochs (210)")
+    p.add_argument("--batch-size", type=int, default=S, help="global batch size over all processes (64)")
+    p.add_argument("--lr", type=float, default=S, help="base learning rate (5e-4; 1e-3 for ViTPose++)")
+    p.add_argument("--weight-decay", type=float, default=S, help="AdamW weight decay (0.1)")
+    p.add_argument(
+        "--layer-decay", type=float, default=S, help="layer-wise lr decay (per size: B 0.75, S/L 0.8, H 0.85)"
+    )
+    p.add_argument("--warmup-iters", type=int, default=S, help="linear warm-up iterations (500)")
+    p.add_argument("--lr-steps", type=int, nargs="*", metavar="EPOCH", default=S,
+                   help="epochs at which the lr drops x0.1 (170/210, 200/210 of --epochs; none: no decay)")  # fmt: skip
+    p.add_argument("--grad-clip", type=float, default=S, help="gradient norm clip (1.0; 0 = off)")
+    p.add_argument("--input-size", type=_input_size, default=S, metavar="HxW",
+                   help="network input, e.g. 256x192 (default: the checkpoint's)")  # fmt: skip
+    p.add_argument("--decoder", choices=["simple", "classic"], default=S, help="presets: the head (classic)")
+    p.add_argument("--drop-path", type=float, default=S, help="stochastic depth rate (default: the checkpoint's)")
+    p.add_argument("--no-augment", dest="augment", action="store_false", default=S,
+                   help="train on the plain crops (no flip, half-body, scale or rotation)")  # fmt: skip
+    p.add_argument("--amp", choices=["auto", "fp16", "bf16", "off"], default=S,
+                   help="mixed precision: auto = fp16 on CUDA, off elsewhere")  # fmt: skip
+    p.add_argument("--device", default=S, help="auto, cpu, cuda, cuda:N, mps (auto)")
+    p.add_argument("--seed", type=int, default=S, help="seed of the initialisation, data order and augmentation (0)")
+    p.add_argument("--workers", dest="num_workers", type=int, default=S, help="data-loader processes (2)")
+    p.add_argument("--eval-interval", type=int, default=S, help="evaluate every N epochs (1; 0 = at the end only)")
+    p.add_argument("--flip-test", action="store_true", default=S, help="evaluate with the flip test")
+    p.add_argument(
+        "--checkpoint-interval", type=int, default=S, help="write last/, the log and the plot every N epochs (1)"
+    )
+    p.add_argument("--save-interval", type=int, default=S, help="also write last/ every N steps (0 = off)")
+    p.add_argument("--resume", action="store_true", default=S, help="continue from OUT/last")
+    p.add_argument("--quiet", dest="progress", action="store_false", default=S, help="no progress bars")
+    p.set_defaults(func=run_train)
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The `TrainConfig` of parsed arguments: the --config file's settings, overridden by the flags given."""
+    from vitpose.training import TrainConfig
+
+    given = {k: v for k, v in vars(args).items() if k not in ("config", "func", "command")}
+    if getattr(args, "config", None):
+        return TrainConfig.from_json_file(args.config, **given)
+    missing = [
+        f"--{k.replace('_', '-')}" for k in ("model", "train_annotations", "train_images", "out") if k not in given
+    ]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)} (or give them in a --config file)")
+    return TrainConfig(**given)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """The `vitpose train` handler: 0 when done, 130 when stopped early (resume with --resume)."""
+    from vitpose.training import train
+
+    config = config_from_args(args)
+    result = train(config)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 130 if result.interrupted else 0
+    best = result.best
+    summary = f"{result.step} steps, {result.epoch} epochs"
+    if result.history:
+        summary += f", final loss {result.history[-1]['loss']:.4g}"
+    if best is not None:
+        key = "AP" if "AP" in best else "PCKh"
+        summary += f", best {key} {best[key]:.4f} at epoch {best['epoch']} -> {result.out / 'best'}"
+    if result.interrupted:
+        print(f"vitpose train: stopped early after {summary}; resume with --resume", file=sys.stderr)
+        return 130
+    print(f"{summary}; last checkpoint {result.out / 'last'}, log {result.out / 'log.csv'}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m vitpose.cli_train train ...`: the same command outside the `vitpose` entry point."""
+    parser = argparse.ArgumentParser(prog="vitpose", description="ViTPose training")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, OSError, ImportError) as err:
+        print(f"vitpose {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
