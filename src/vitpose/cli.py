@@ -278,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     from vitpose.cli_train import add_parser as add_train_parser
 
     add_train_parser(sub)
+    from vitpose.cli_export import add_parser as add_export_parser
+
+    add_export_parser(sub)
 
     info = sub.add_parser("info", help="describe a checkpoint: size, decoder, experts, heads")
     info.add_argument("source", help="original .pth file, hub id or hub-format directory")

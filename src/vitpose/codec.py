@@ -172,12 +172,12 @@ def _refine_flat(
     # The original pads the blurred map by edge replication, so a neighbour outside the map reads the border pixel:
     # pick the clipped offset (e.g. at x = 0 the "x - 1" neighbour is the x = 0 value, column 1 of the 3 x 3).
     step = np.arange(-1, 2)
-    ri = np.clip(y[:, None] + step, 0, h - 1) - y[:, None] + 1
-    ci = np.clip(x[:, None] + step, 0, w - 1) - x[:, None] + 1
+    ri = np.minimum(np.maximum(y[:, None] + step, 0), h - 1) - y[:, None] + 1
+    ci = np.minimum(np.maximum(x[:, None] + step, 0), w - 1) - x[:, None] + 1
     nb = blur[np.arange(m)[:, None, None], ri[:, :, None], ci[:, None, :]]  # (M, 3, 3), [row, col]
 
     # Working precision of the heatmaps (float32 as the original) for the clipped log-heatmap and its differences.
-    nb = np.log(np.clip(nb, _LOG_CLIP_MIN, _LOG_CLIP_MAX))
+    nb = np.log(np.minimum(np.maximum(nb, nb.dtype.type(_LOG_CLIP_MIN)), nb.dtype.type(_LOG_CLIP_MAX)))
     i_ = nb[:, 1, 1]
     ix1, ix1_ = nb[:, 1, 2], nb[:, 1, 0]
     iy1, iy1_ = nb[:, 2, 1], nb[:, 0, 1]

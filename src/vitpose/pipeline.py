@@ -21,7 +21,7 @@ from vitpose.datasets import DatasetInfo, get_dataset_info
 from vitpose.models.pose import VitPoseForPoseEstimation, _resolve_device
 from vitpose.processor import VitPoseImageProcessor, normalize_boxes, to_rgb_array
 from vitpose.results import PoseResult, instance_scores
-from vitpose.transforms import box_to_center_scale, crop_boxes
+from vitpose.transforms import box_to_center_scale
 
 ImageSource = str | os.PathLike[str] | np.ndarray | torch.Tensor | Any  # path, array, tensor or PIL image
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
@@ -359,7 +359,7 @@ class PoseEstimator:
                     )
                 except ValueError as err:
                     raise ValueError(f"image {position}: {err}") from None
-            crops.append(crop_boxes(rgb, c, s, output_size=self.processor.input_size))
+            crops.append(rgb)
             centers.append(c)
             scales.append(s)
             counts.append(len(b))
@@ -368,7 +368,8 @@ class PoseEstimator:
         keypoints = np.zeros((total, k, 2), np.float32)
         kpt_scores = np.zeros((total, k), np.float32)
         if total:
-            pixel_values = self.processor._normalize(crops)
+            # All crops of all images in one batch (fused crop + normalise; on the GPU when the model is there).
+            pixel_values = self.processor.crop_regions(crops, centers, scales, device=self.device)
             all_centers, all_scales = np.concatenate(centers), np.concatenate(scales)
             index = self.dataset_index if self.model.is_moe or self.model.config.num_heads > 1 else None
             with torch.inference_mode():

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from vitpose.codec import UDPHeatmapCodec
-from vitpose.transforms import box_to_center_scale, crop_boxes
+from vitpose.transforms import box_to_center_scale, crop_and_normalize, crop_boxes_torch, sampled_region
 
 PROCESSOR_NAME = "preprocessor_config.json"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -65,7 +65,7 @@ def to_rgb_array(image: ImageLike, index: int = 0) -> np.ndarray:
     if Image is not None and isinstance(image, Image.Image):
         if image.mode not in ("RGB", "L", "RGBA", "P", "LA", "CMYK", "YCbCr", "1"):
             raise ValueError(f"{where}: PIL mode {image.mode!r} is not supported; convert it to RGB or L")
-        return np.asarray(image.convert("RGB"))
+        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
     if not isinstance(image, np.ndarray):
@@ -103,6 +103,55 @@ def to_rgb_array(image: ImageLike, index: int = 0) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{where} contains NaN or infinite pixel values")
     return np.ascontiguousarray(arr)
+
+
+_POOL: Any = None
+MIN_CROPS_PER_THREAD = 2
+
+
+def _crop_workers(crops: int) -> int:
+    """Threads for cutting `crops` crops: torch's intra-op thread budget (so `torch.set_num_threads(1)` keeps the
+    processor on one core too), at most 2 (more brings nothing at ~0.3 ms per crop), and only with enough crops."""
+    return max(1, min(2, torch.get_num_threads(), crops // MIN_CROPS_PER_THREAD))
+
+
+def _thread_pool(workers: int) -> Any:
+    """A process-wide pool, rebuilt after a fork (a forked child inherits the pool object but not its threads)."""
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid() or _POOL[2] < workers:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vitpose-crop"), workers)
+    return _POOL[1]
+
+
+def _is_pil(image: Any) -> bool:
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        return False
+    return isinstance(image, Image.Image)
+
+
+def _region_array(image: Any, index: int, centers: Any, scales: Any) -> np.ndarray:
+    """A PIL image as an (H, W, 3) array in which only the part the crops read is converted.
+
+    Converting a PIL image to numpy copies it (twice for non-RGB modes); for small boxes in a large photo most of
+    that is wasted. The array is allocated whole (`np.zeros` maps untouched pages lazily: no cost) so that the warp
+    matrices, hence the crops, are exactly those of the whole image; only the sampled region (with a margin) is
+    filled in.
+    """
+    width, height = image.size
+    region = sampled_region(centers, scales, (width, height))
+    if region is not None and (region[2] - region[0]) * (region[3] - region[1]) > 0.5 * width * height:
+        return to_rgb_array(image, index)
+    if image.mode not in ("RGB", "L", "RGBA", "P", "LA", "CMYK", "YCbCr", "1"):
+        return to_rgb_array(image, index)  # raises the unsupported-mode error
+    out = np.zeros((height, width, 3), dtype=np.uint8)
+    if region is not None:
+        x0, y0, x1, y1 = region
+        out[y0:y1, x0:x1] = to_rgb_array(image.crop(region), index)
+    return out
 
 
 def _is_box(value: Any) -> bool:
@@ -267,6 +316,8 @@ class VitPoseImageProcessor:
         boxes: Any = None,
         return_tensors: str | None = "pt",
         device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        crop_backend: str = "auto",
     ) -> BatchFeature:
         """Crop every box of every image into one batch.
 
@@ -274,6 +325,11 @@ class VitPoseImageProcessor:
             images: one image or a list (PIL, numpy or torch; RGB, grayscale or RGBA; 8-bit or float 0-255).
             boxes: per image, a list of COCO [x, y, width, height] boxes (any number, zero included).
             return_tensors: "pt" (torch), "np" (numpy) or None (a list of (3, H, W) arrays).
+            device: where `pixel_values` go. On an accelerator the crops are made there (see `crop_backend`).
+            dtype: floating dtype of `pixel_values` (default float32), e.g. torch.float16 for a half model.
+            crop_backend: "cv2" (`cv2.warpAffine` on the CPU, the original's), "torch" (`grid_sample` on
+                `device`, at cv2's sampling positions: within one grey level of cv2) or "auto" (torch on an
+                accelerator, cv2 on the CPU).
 
         Returns:
             BatchFeature with `pixel_values` (N, 3, H, W), N = all boxes of all images, in order.
@@ -281,10 +337,9 @@ class VitPoseImageProcessor:
         image_list = self._image_list(images)
         if self.do_affine_transform:
             per_image = normalize_boxes(boxes, len(image_list))
-            crops = [
-                crop_boxes(to_rgb_array(img, i), *self._centers_scales(b, i), output_size=self.input_size)
-                for i, (img, b) in enumerate(zip(image_list, per_image, strict=True))
-            ]
+            regions = [self._centers_scales(b, i) for i, b in enumerate(per_image)]
+            centers, scales = [r[0] for r in regions], [r[1] for r in regions]
+            pixel_values = self.crop_regions(image_list, centers, scales, device=device, crop_backend=crop_backend)
         else:
             crops = [to_rgb_array(img, i)[None] for i, img in enumerate(image_list)]
             for i, crop in enumerate(crops):
@@ -293,9 +348,13 @@ class VitPoseImageProcessor:
                         f"image {i} is {crop.shape[2]}x{crop.shape[1]} but do_affine_transform=False needs crops "
                         f"of {self.size['width']}x{self.size['height']}"
                     )
-        pixel_values = self._normalize(crops)
+            pixel_values = self._normalize(crops)
         if device is not None:
             pixel_values = pixel_values.to(device)
+        if dtype is not None:
+            if not dtype.is_floating_point:
+                raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype}")
+            pixel_values = pixel_values.to(dtype)
         if return_tensors in ("pt", "torch"):
             return BatchFeature(pixel_values=pixel_values)
         if return_tensors in ("np", "numpy"):
@@ -303,6 +362,101 @@ class VitPoseImageProcessor:
         if return_tensors is None:
             return BatchFeature(pixel_values=list(pixel_values.cpu().numpy()))
         raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
+
+    def crop_regions(
+        self,
+        images: Sequence[ImageLike],
+        centers: Sequence[Any],
+        scales: Sequence[Any],
+        device: str | torch.device | None = None,
+        crop_backend: str = "auto",
+    ) -> torch.Tensor:
+        """Normalised crops of given regions, all images in one batch: the processor's work after the boxes.
+
+        Args:
+            images: the images (any form `preprocess` takes).
+            centers, scales: per image, ``(n_i, 2)`` region centres and extents in pixels
+                (`vitpose.transforms.box_to_center_scale`).
+            device: where the crops are made and returned (the CPU by default).
+            crop_backend: "auto", "cv2" or "torch", as in `preprocess`.
+
+        Returns:
+            `pixel_values` (sum n_i, 3, H, W) float32, in order.
+        """
+        if crop_backend not in ("auto", "cv2", "torch"):
+            raise ValueError(f"crop_backend must be 'auto', 'cv2' or 'torch', got {crop_backend!r}")
+        if not (len(images) == len(centers) == len(scales)):
+            raise ValueError(f"got {len(images)} images, {len(centers)} center arrays and {len(scales)} scale arrays")
+        target = torch.device(device) if device is not None else torch.device("cpu")
+        use_torch = crop_backend == "torch" or (crop_backend == "auto" and target.type != "cpu")
+        h, w = self.size["height"], self.size["width"]
+        a, b = self._scale_offset()
+        counts = [np.asarray(c).reshape(-1, 2).shape[0] for c in centers]
+        if use_torch:
+            parts = [torch.zeros((0, 3, h, w), device=target)]
+            scale_t = torch.from_numpy(a).to(target).view(1, 3, 1, 1)
+            offset_t = torch.from_numpy(b).to(target).view(1, 3, 1, 1)
+            for i, (img, c, s, n) in enumerate(zip(images, centers, scales, counts, strict=True)):
+                if n == 0:
+                    continue
+                image = self._image_on(img, i, target)
+                crops = crop_boxes_torch(image, c, s, output_size=self.input_size)
+                parts.append(crops.mul_(scale_t).add_(offset_t))
+            return torch.cat(parts)
+        total = sum(counts)
+        out = torch.empty((total, 3, h, w), dtype=torch.float32)
+        view = out.numpy()
+        # Work items: (image, centres, scales, output rows). With several crops and several threads allowed, each
+        # image's boxes are split in halves run on two threads (cv2 and numpy release the GIL); one crop alone is
+        # too little work to share.
+        workers = _crop_workers(total)
+        jobs = []
+        start = 0
+        for i, (img, c, s, n) in enumerate(zip(images, centers, scales, counts, strict=True)):
+            rgb = _region_array(img, i, c, s) if n and _is_pil(img) else to_rgb_array(img, i)
+            if n:
+                self._warn_if_prescaled(rgb)
+                c, s = np.asarray(c).reshape(-1, 2), np.asarray(s).reshape(-1, 2)
+                cut = (n + 1) // 2 if workers > 1 and n > 1 else n
+                jobs.append((rgb, c[:cut], s[:cut], view[start : start + cut]))
+                if cut < n:
+                    jobs.append((rgb, c[cut:], s[cut:], view[start + cut : start + n]))
+            start += n
+        run = lambda job: crop_and_normalize(job[0], job[1], job[2], self.input_size, a, b, out=job[3])  # noqa: E731
+        if workers > 1 and len(jobs) > 1:
+            list(_thread_pool(workers).map(run, jobs))
+        else:
+            for job in jobs:
+                run(job)
+        return out
+
+    def _scale_offset(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x * rescale - mean) / std as x * a + b: per-channel ``a``, ``b`` (3,) float32."""
+        factor = self.rescale_factor if self.do_rescale else 1.0
+        mean = np.asarray(self.image_mean if self.do_normalize else [0.0] * 3, dtype=np.float64)
+        std = np.asarray(self.image_std if self.do_normalize else [1.0] * 3, dtype=np.float64)
+        return (factor / std).astype(np.float32), (-mean / std).astype(np.float32)
+
+    def _image_on(self, image: ImageLike, index: int, device: torch.device) -> torch.Tensor:
+        """One image as an (H, W, 3) tensor on `device`; a 3-channel tensor already there is not copied back."""
+        if isinstance(image, torch.Tensor) and image.device == device and image.ndim == 3:
+            if image.shape[-1] == 3:
+                return image
+            if image.shape[0] == 3:
+                return image.permute(1, 2, 0)
+        rgb = to_rgb_array(image, index)
+        self._warn_if_prescaled(rgb)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a read-only array (from PIL) is only read here
+            return torch.from_numpy(rgb).to(device)
+
+    def _warn_if_prescaled(self, rgb: np.ndarray) -> None:
+        if rgb.dtype != np.uint8 and rgb.size and self.do_rescale and float(rgb.max()) <= 1.0:
+            warnings.warn(
+                "the images look already scaled to [0, 1] but do_rescale=True divides them by 255 again; pass "
+                "0-255 pixels or set do_rescale=False",
+                stacklevel=5,
+            )
 
     def _image_list(self, images: Any) -> list[ImageLike]:
         if isinstance(images, (list, tuple)):
@@ -317,22 +471,23 @@ class VitPoseImageProcessor:
         return _centers_scales(boxes, image, self.input_size, self.padding_factor)
 
     def _normalize(self, crops: list[np.ndarray]) -> torch.Tensor:
+        """Crops already cut, each (n_i, H, W, 3), -> normalised `pixel_values` (sum n_i, 3, H, W) float32."""
         h, w = self.size["height"], self.size["width"]
-        batch = np.concatenate(crops) if crops else np.zeros((0, h, w, 3), np.uint8)
-        if batch.dtype != np.uint8 and batch.size and float(batch.max()) <= 1.0 and self.do_rescale:
-            warnings.warn(
-                "the images look already scaled to [0, 1] but do_rescale=True divides them by 255 again; pass "
-                "0-255 pixels or set do_rescale=False",
-                stacklevel=4,
-            )
-        x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(torch.float32).contiguous()
-        # (x * rescale - mean) / std as one multiply-add per channel.
-        factor = self.rescale_factor if self.do_rescale else 1.0
-        mean = torch.tensor(self.image_mean if self.do_normalize else [0.0] * 3, dtype=torch.float64)
-        std = torch.tensor(self.image_std if self.do_normalize else [1.0] * 3, dtype=torch.float64)
-        a = (factor / std).to(torch.float32).view(1, 3, 1, 1)
-        b = (-mean / std).to(torch.float32).view(1, 3, 1, 1)
-        return x.mul_(a).add_(b)
+        total = sum(len(c) for c in crops)
+        out = torch.empty((total, 3, h, w), dtype=torch.float32)
+        view = out.numpy()
+        a, b = self._scale_offset()
+        start = 0
+        for crop in crops:
+            if crop.shape[1:] != (h, w, 3):
+                raise ValueError(f"crops must have shape (n, {h}, {w}, 3), got {crop.shape}")
+            self._warn_if_prescaled(crop)
+            for i in range(crop.shape[0]):
+                for ch in range(3):
+                    np.multiply(crop[i, :, :, ch], a[ch], out=view[start + i, ch])
+                    view[start + i, ch] += b[ch]
+            start += crop.shape[0]
+        return out
 
     # ------------------------------------------------------------------ post-processing
     def post_process_pose_estimation(

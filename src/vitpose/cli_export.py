@@ -1,0 +1,59 @@
+"""`vitpose export onnx --model M --out model.onnx [--dataset NAME]`: thin argument parsing over `vitpose.export`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+CHECK_TOLERANCE = 1e-3  # max |ONNX Runtime - PyTorch| on random crops; float32 reorderings stay near 1e-5
+
+
+def _export(args: argparse.Namespace) -> int:
+    from vitpose.export import export_onnx
+    from vitpose.models.pose import VitPoseForPoseEstimation
+
+    if args.format != "onnx":  # argparse's choices already refuse others; kept for direct calls
+        raise ValueError(f"unknown export format {args.format!r}; supported: onnx")
+    model = VitPoseForPoseEstimation.from_pretrained(args.model)
+    dataset = int(args.dataset) if args.dataset is not None and args.dataset.isdigit() else args.dataset
+    result = export_onnx(model, args.out, dataset=dataset, opset=args.opset, check=not args.no_check)
+    print(f"wrote {result}")
+    if result.max_abs_diff is not None and not result.max_abs_diff <= CHECK_TOLERANCE:
+        print(
+            f"vitpose export: error: ONNX Runtime's heatmaps differ from PyTorch's by {result.max_abs_diff:.3g} "
+            f"(more than {CHECK_TOLERANCE}); the file is written but should not be trusted",
+            file=sys.stderr,
+        )
+        return 1
+    if args.int8:
+        from vitpose.backends.onnx import quantize_onnx_int8
+
+        out = quantize_onnx_int8(args.out)
+        print(f"wrote {out} (int8 dynamic quantisation of the MatMul weights)")
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `export` on the `vitpose` command's subparsers (`subparsers = parser.add_subparsers(...)`)."""
+    export = subparsers.add_parser(
+        "export",
+        help="export a checkpoint for other runtimes (ONNX)",
+        description="Write the network as an ONNX graph: pixel_values (batch, 3, H, W) -> heatmaps (batch, K, H/4, "
+        "W/4), with a dynamic batch axis. ViTPose++ checkpoints are exported for one data set (--dataset), its expert "
+        "folded into the MLP. Run the file with vitpose.backends.onnx.OnnxPoseModel (or any ONNX runtime; the "
+        "model config is in the file's metadata). Needs: pip install onnx onnxruntime.",
+    )
+    export.add_argument("format", choices=["onnx"], help="export format (onnx)")
+    export.add_argument(
+        "--model", required=True, help="hub id, hub-format directory or original ViTPose .pth to export"
+    )
+    export.add_argument("--out", required=True, help="the .onnx file to write")
+    export.add_argument(
+        "--dataset",
+        help="ViTPose++ / multi-head checkpoints: the data set to export (coco, aic, mpii, ap10k, apt36k, wholebody "
+        "or 0-5; default coco)",
+    )
+    export.add_argument("--opset", type=int, default=17, help="ONNX opset version (default 17)")
+    export.add_argument("--int8", action="store_true", help="also write OUT with .int8.onnx: int8 dynamic quantisation")
+    export.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs PyTorch comparison")
+    export.set_defaults(func=_export)
