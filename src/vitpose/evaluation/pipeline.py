@@ -165,8 +165,11 @@ def _estimator(
     return estimator
 
 
-def _image_paths(images: str | os.PathLike[str], entries: Sequence[tuple[Any, str]]) -> dict[Any, Path]:
-    """image id -> file, looking for `file_name` under `images` (also by base name); all missing ones reported."""
+def find_image_files(images: str | os.PathLike[str], entries: Sequence[tuple[Any, str]]) -> dict[Any, Path]:
+    """key -> file for `(key, file_name)` entries, looking for `file_name` under `images` (also by its base name).
+
+    Raises `EvaluationError` (a ValueError) for a missing folder, or naming the images that are not there.
+    """
     root = Path(images)
     if not root.is_dir():
         raise EvaluationError(f"images folder not found: {root}")
@@ -309,7 +312,7 @@ def evaluate(
     estimator.rescore_thr = rescore_thr
     notes: list[str] = []
     image_entries = [(img["id"], img["file_name"]) for img in data["images"]]
-    paths = _image_paths(images, image_entries)
+    paths = find_image_files(images, image_entries)
     if detections is None:
         per_image = _gt_boxes(data, info)
     else:
@@ -384,7 +387,7 @@ def _evaluate_mpii(
             order.append(sample.image)
             members[sample.image] = []
         members[sample.image].append(index)
-    paths = _image_paths(images, [(name, name) for name in order])
+    paths = find_image_files(images, [(name, name) for name in order])
     regions = [
         (
             np.stack([samples[i].center for i in members[name]]),

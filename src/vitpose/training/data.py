@@ -26,6 +26,7 @@ import torch
 
 from vitpose.codec import UDPHeatmapCodec
 from vitpose.datasets import DatasetInfo
+from vitpose.evaluation.pipeline import find_image_files
 from vitpose.processor import IMAGENET_MEAN, IMAGENET_STD
 from vitpose.training.augment import AugmentConfig, CropGeometry, sample_geometry
 from vitpose.training.dataset_info import infer_dataset_info, resolve_dataset_info
@@ -150,21 +151,7 @@ def load_coco_instances(
         kept.append((img["id"], values, list(ann["bbox"]), ann.get("id")))
 
     used_ids = list(dict.fromkeys(i for i, _, _, _ in kept))
-    paths: dict[Any, Path] = {}
-    missing = []
-    for image_id in used_ids:
-        file_name = str(image_by_id[image_id]["file_name"])
-        for candidate in (root / file_name, root / Path(file_name).name):
-            if candidate.is_file():
-                paths[image_id] = candidate
-                break
-        else:
-            missing.append(file_name)
-    if missing:
-        raise ValueError(
-            f"{len(missing)} of the {len(used_ids)} annotated images are not in {root}: {', '.join(missing[:5])}"
-            + (" ..." if len(missing) > 5 else "")
-        )
+    paths = find_image_files(root, [(i, str(image_by_id[i]["file_name"])) for i in used_ids])
     sizes: dict[Any, tuple[int, int]] = {}
     for image_id in used_ids:
         img = image_by_id[image_id]
@@ -220,21 +207,13 @@ def load_mpii_instances(
         samples = [s for s in load_mpii(annotations) if np.any(s.visible)]
     if not samples:
         raise ValueError(f"{annotations}: no person with labelled joints to train on")
-    root = Path(images)
-    if not root.is_dir():
-        raise ValueError(f"images folder not found: {root}")
     names = list(dict.fromkeys(s.image for s in samples))
-    missing = [n for n in names if not (root / n).is_file()]
-    if missing:
-        raise ValueError(
-            f"{len(missing)} of the {len(names)} annotated images are not in {root}: {', '.join(missing[:5])}"
-            + (" ..." if len(missing) > 5 else "")
-        )
+    found = find_image_files(images, [(n, n) for n in names])
     position = {n: i for i, n in enumerate(names)}
     centers = np.array([s.center for s in samples], np.float64)
     scales = np.array([s.scale for s in samples], np.float64)
     return Instances(
-        image_paths=[root / n for n in names],
+        image_paths=[found[n] for n in names],
         image_ids=names,
         image_sizes=[(0, 0)] * len(names),
         image_index=np.array([position[s.image] for s in samples], np.int64),
