@@ -15,6 +15,7 @@ from torch import nn
 from vitpose.config import VitPoseConfig
 from vitpose.models.heads import ClassicHead, SimpleHead, make_head
 from vitpose.models.vit import VitPoseBackbone, expert_groups
+from vitpose.parallel import cpu_streams, run_streams
 
 DatasetIndexLike = int | str | Sequence[int] | np.ndarray | torch.Tensor
 
@@ -50,6 +51,9 @@ class VitPoseForPoseEstimation(nn.Module):
 
     ViTPose++ checkpoints carry a mixture-of-experts MLP and (from the original `.pth`) one head per data set:
     `keypoint_head` for `dataset_index` 0 (COCO) and `associate_keypoint_heads[j]` for `dataset_index` j + 1.
+
+    `cpu_streams` (an attribute, not a parameter): inference on the CPU with gradients off cuts a batch into
+    side-by-side streams (`vitpose.parallel`): None (default) = one per intra-op thread, 1 = off, n = at most n.
     """
 
     def __init__(self, config: VitPoseConfig) -> None:
@@ -63,6 +67,7 @@ class VitPoseForPoseEstimation(nn.Module):
             make_head(bb.hidden_size, k, simple, factor) for k in config.associate_num_labels
         )
         self._warned_missing_heads: set[int] = set()
+        self.cpu_streams: int | None = None
         self.init_weights()
 
     # ------------------------------------------------------------------ construction and loading
@@ -171,7 +176,7 @@ class VitPoseForPoseEstimation(nn.Module):
             pixel_values = torch.cat([pixel_values, pixel_values.flip(-1)])
         groups_index = None if index is None or not self.is_moe else (torch.cat([index, index]) if flip_test else index)
         hidden: list[torch.Tensor] | None = [] if output_hidden_states else None
-        features = self.backbone(pixel_values, expert_groups(groups_index), hidden)
+        features = self._features(pixel_values, groups_index, hidden)
 
         heatmaps, num_keypoints = self._run_heads(features, index, batch, pairs, flip_test)
         loss = None
@@ -185,6 +190,21 @@ class VitPoseForPoseEstimation(nn.Module):
             hidden_states=tuple(hidden) if hidden is not None else None,
             num_keypoints=num_keypoints,
         )
+
+    def _features(
+        self, pixel_values: torch.Tensor, groups_index: torch.Tensor | None, hidden: list[torch.Tensor] | None
+    ) -> torch.Tensor:
+        """The backbone's features (B, C, h, w), as side-by-side CPU streams where that is faster."""
+        batch = pixel_values.shape[0]
+        streams = 1 if hidden is not None else cpu_streams(batch, pixel_values.device, self.cpu_streams)
+        if streams == 1:
+            return self.backbone(pixel_values, expert_groups(groups_index), hidden)
+
+        def part(samples: slice) -> torch.Tensor:
+            index = None if groups_index is None else groups_index[samples]
+            return self.backbone(pixel_values[samples], expert_groups(index))
+
+        return run_streams(part, batch, streams)
 
     def _heatmap_size(self) -> tuple[int, int]:
         rows, cols = self.config.backbone_config.grid_size

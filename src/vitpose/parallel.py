@@ -1,0 +1,121 @@
+"""Sample-parallel inference on the CPU.
+
+Run as one stream of T-thread operations, a batch leaves cores idle at the end of every operation (each one is an
+OpenMP fork/join) and multiplies matrices whose blocks split unevenly over the threads. Cutting the batch into S
+slices run side by side, each a stream of T/S-thread operations, keeps every core on its own work between the
+slices' start and end: on the 2-core benchmark machine ViT-B at batch 8 runs about 1.14x faster as 2 one-thread
+streams than as one two-thread stream (`benchmarks/run.py` measures it). Every sample is computed on its own as
+before, so the outputs are those of the one-stream run up to float rounding (matrix-multiply blocking differs with
+the batch size).
+
+Only inference on the CPU is split (gradients off, at least two threads, at least `MIN_PER_STREAM` samples per
+stream); training, autograd, tracing, ONNX export and `torch.compile` always see the plain single-stream forward.
+
+Thread counts: a stream's worker thread is given its share of the caller's intra-op threads once, when the pool is
+built (PyTorch's thread count is per thread after its first use), and the process-wide default that
+`torch.set_num_threads` also writes is put back at once, so threads the user starts later are not affected.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+# A stream needs a few samples to gain: one sample per one-thread stream is no faster than one sample per thread of
+# a shared stream (the matrix multiplies are as small either way), and an odd one out then waits for the rest.
+MIN_PER_STREAM = 2
+_LOCK = threading.Lock()
+# (pid, streams, threads per stream) -> pool; rebuilt after a fork (a child inherits the object, not its threads).
+_POOL: tuple[int, int, int, ThreadPoolExecutor] | None = None
+
+
+def _is_special_mode() -> bool:
+    """Tracing, ONNX export or torch.compile: these must see the plain forward."""
+    if torch.jit.is_tracing() or torch.jit.is_scripting():
+        return True
+    try:
+        if torch.onnx.is_in_onnx_export():
+            return True
+    except AttributeError:  # pragma: no cover - older torch
+        pass
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())
+
+
+def cpu_streams(batch: int, device: torch.device, limit: int | None = None) -> int:
+    """How many side-by-side streams to run a batch of `batch` samples on `device` in (1 = the plain forward).
+
+    Args:
+        batch: samples in the batch.
+        device: where the batch is; only the CPU is split.
+        limit: the model's `cpu_streams` setting: None = as many as there are intra-op threads, 1 = off, n = at most n.
+    """
+    if device.type != "cpu" or batch < 2 or torch.is_grad_enabled() or _is_special_mode():
+        return 1
+    threads = torch.get_num_threads()
+    streams = min(batch // MIN_PER_STREAM, threads)
+    if limit is not None:
+        streams = min(streams, max(1, int(limit)))
+    return max(1, streams)
+
+
+def _pool(streams: int, per_stream: int) -> ThreadPoolExecutor:
+    global _POOL
+    with _LOCK:
+        if _POOL is not None and _POOL[:3] == (os.getpid(), streams, per_stream):
+            return _POOL[3]
+        if _POOL is not None and _POOL[0] == os.getpid():
+            _POOL[3].shutdown(wait=False)
+        caller_threads = torch.get_num_threads()
+        ready = threading.Barrier(streams + 1)
+
+        def init() -> None:
+            torch.get_num_threads()  # PyTorch's per-thread set-up first, so that it cannot undo the next line
+            torch.set_num_threads(per_stream)
+            ready.wait()
+
+        pool = ThreadPoolExecutor(max_workers=streams, thread_name_prefix="vitpose-stream", initializer=init)
+        for _ in range(streams):  # start every worker now (the executor starts them lazily)
+            pool.submit(int)
+        ready.wait()
+        # torch.set_num_threads also sets the default of threads that start later: give it back its value.
+        torch.set_num_threads(caller_threads)
+        _POOL = (os.getpid(), streams, per_stream, pool)
+        return pool
+
+
+def run_streams(fn: Callable[[slice], torch.Tensor], batch: int, streams: int) -> torch.Tensor:
+    """`fn` over a batch cut into `streams` equal slices run side by side, results concatenated along dim 0.
+
+    Each stream gets ``batch // streams`` samples and ``threads // streams`` intra-op threads; the remainder
+    (fewer samples than streams) runs afterwards in the calling thread with all threads, which is faster than an
+    uneven split.
+
+    Args:
+        fn: maps a slice of the batch to a tensor whose first dimension is that slice's length.
+        batch: samples in the batch.
+        streams: from :func:`cpu_streams`.
+
+    Returns:
+        ``torch.cat([fn(slice) for each slice in order])``.
+    """
+    if streams <= 1:
+        return fn(slice(0, batch))
+    per_stream = max(1, torch.get_num_threads() // streams)
+    pool = _pool(streams, per_stream)
+    inference = torch.is_inference_mode_enabled()
+    size = batch // streams
+
+    def task(part: slice) -> torch.Tensor:
+        with torch.inference_mode(inference), torch.no_grad():
+            return fn(part)
+
+    futures = [pool.submit(task, slice(i * size, (i + 1) * size)) for i in range(streams)]
+    parts = [f.result() for f in futures]
+    if streams * size < batch:
+        parts.append(fn(slice(streams * size, batch)))
+    return torch.cat(parts)
