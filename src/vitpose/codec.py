@@ -20,6 +20,7 @@ numbers are copied to the host.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -78,7 +79,7 @@ def _argmax_flat(flat: Any) -> tuple[np.ndarray, np.ndarray]:
         return idx.cpu().numpy().astype(np.int64), vals.cpu().numpy()
     idx = np.argmax(flat, axis=1)
     # One pass over the data: read the maximum at the argmax (identical to amax, NaN included).
-    vals = np.take_along_axis(flat, idx[:, None], axis=1)[:, 0]
+    vals = flat[np.arange(flat.shape[0]), idx]
     return idx.astype(np.int64), vals
 
 
@@ -88,7 +89,7 @@ def _gather_flat(flat: Any, index: np.ndarray) -> np.ndarray:
         import torch
 
         return torch.gather(flat, 1, torch.from_numpy(index).to(flat.device)).cpu().numpy()
-    return np.take_along_axis(flat, index, axis=1)
+    return flat[np.arange(flat.shape[0])[:, None], index]
 
 
 def _take_rows(flat: Any, rows: np.ndarray) -> Any:
@@ -117,6 +118,15 @@ def _border_index(idx: np.ndarray, n: int, border: BlurBorder) -> np.ndarray:
     period = 2 * n
     i = np.mod(idx, period)
     return np.where(i >= n, period - 1 - i, i)
+
+
+@functools.lru_cache(maxsize=64)
+def _border_table(n: int, pad: int, border: BlurBorder) -> np.ndarray:
+    """``_border_index(i - pad)`` for ``i`` in ``[0, n + 2 pad)``: index ``j + pad`` maps position ``j`` of a padded
+    axis onto ``[0, n)``. Read-only (it is shared)."""
+    table = _border_index(np.arange(-pad, n + pad), n, border)
+    table.flags.writeable = False
+    return table
 
 
 def _check_blur(kernel_size: int, sigma: float | None, border: str) -> None:
@@ -148,9 +158,10 @@ def _refine_flat(
         return np.zeros((0, 2), np.float32)
     r = kernel_size // 2
     size = kernel_size + 2  # raw patch side: blurred rows/cols x-1..x+1 need x-1-r..x+1+r
-    offsets = np.arange(size) - (r + 1)
-    rows = _border_index(y[:, None] + offsets, h, border)  # (M, size), cv2's border for the blur itself
-    cols = _border_index(x[:, None] + offsets, w, border)
+    # (M, size) raw rows and columns each patch reads, through cv2's border for the blur itself (a table lookup).
+    offsets = np.arange(size)
+    rows = _border_table(h, r + 1, border)[y[:, None] + offsets]
+    cols = _border_table(w, r + 1, border)[x[:, None] + offsets]
     index = (rows[:, :, None] * w + cols[:, None, :]).reshape(m, size * size)
     patch = _gather_flat(flat, index)
     if patch.dtype not in (np.float32, np.float64):
@@ -171,10 +182,13 @@ def _refine_flat(
 
     # The original pads the blurred map by edge replication, so a neighbour outside the map reads the border pixel:
     # pick the clipped offset (e.g. at x = 0 the "x - 1" neighbour is the x = 0 value, column 1 of the 3 x 3).
-    step = np.arange(-1, 2)
-    ri = np.minimum(np.maximum(y[:, None] + step, 0), h - 1) - y[:, None] + 1
-    ci = np.minimum(np.maximum(x[:, None] + step, 0), w - 1) - x[:, None] + 1
-    nb = blur[np.arange(m)[:, None, None], ri[:, :, None], ci[:, None, :]]  # (M, 3, 3), [row, col]
+    if y.min() > 0 and x.min() > 0 and y.max() < h - 1 and x.max() < w - 1:
+        nb = blur  # every neighbour is inside the map
+    else:
+        step = np.arange(-1, 2)
+        ri = np.minimum(np.maximum(y[:, None] + step, 0), h - 1) - y[:, None] + 1
+        ci = np.minimum(np.maximum(x[:, None] + step, 0), w - 1) - x[:, None] + 1
+        nb = blur[np.arange(m)[:, None, None], ri[:, :, None], ci[:, None, :]]  # (M, 3, 3), [row, col]
 
     # Working precision of the heatmaps (float32 as the original) for the clipped log-heatmap and its differences.
     nb = np.log(np.minimum(np.maximum(nb, nb.dtype.type(_LOG_CLIP_MIN)), nb.dtype.type(_LOG_CLIP_MAX)))

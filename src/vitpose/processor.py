@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from vitpose.codec import UDPHeatmapCodec
+from vitpose.pil_pixels import pil_pixels
 from vitpose.transforms import box_to_center_scale, crop_and_normalize, crop_boxes_torch, sampled_region
 
 PROCESSOR_NAME = "preprocessor_config.json"
@@ -152,6 +153,13 @@ def _region_array(image: Any, index: int, centers: Any, scales: Any) -> np.ndarr
         x0, y0, x1, y1 = region
         out[y0:y1, x0:x1] = to_rgb_array(image.crop(region), index)
     return out
+
+
+def _pil_image_pixels(image: Any, index: int, centers: Any, scales: Any) -> np.ndarray:
+    """A PIL image's pixels for cropping: its own buffer where Pillow exports it ((H, W, 4) RGBX / RGBA or
+    (H, W, 1) grey, no copy: `vitpose.pil_pixels`), else the converted region the crops read."""
+    pixels = pil_pixels(image)
+    return pixels if pixels is not None else _region_array(image, index, centers, scales)
 
 
 def _is_box(value: Any) -> bool:
@@ -413,7 +421,7 @@ class VitPoseImageProcessor:
         jobs = []
         start = 0
         for i, (img, c, s, n) in enumerate(zip(images, centers, scales, counts, strict=True)):
-            rgb = _region_array(img, i, c, s) if n and _is_pil(img) else to_rgb_array(img, i)
+            rgb = _pil_image_pixels(img, i, c, s) if n and _is_pil(img) else to_rgb_array(img, i)
             if n:
                 self._warn_if_prescaled(rgb)
                 c, s = np.asarray(c).reshape(-1, 2), np.asarray(s).reshape(-1, 2)
@@ -424,7 +432,11 @@ class VitPoseImageProcessor:
             start += n
         run = lambda job: crop_and_normalize(job[0], job[1], job[2], self.input_size, a, b, out=job[3])  # noqa: E731
         if workers > 1 and len(jobs) > 1:
-            list(_thread_pool(workers).map(run, jobs))
+            # The calling thread takes the first job itself (its caches are warm, and one thread fewer to wake).
+            futures = [_thread_pool(workers - 1).submit(run, job) for job in jobs[1:]]
+            run(jobs[0])
+            for future in futures:
+                future.result()
         else:
             for job in jobs:
                 run(job)
@@ -531,36 +543,41 @@ class VitPoseImageProcessor:
         flat = np.concatenate(per_image) if total else np.zeros((0, 4))
         if total:
             centers, scales = self._centers_scales(flat, 0)
-            codec = UDPHeatmapCodec(
-                input_size=self.input_size,
-                heatmap_size=(heatmaps.shape[3], heatmaps.shape[2]),
-                blur_kernel=self.kernel_size if kernel_size is None else kernel_size,
-            )
+            codec = self._codec((int(heatmaps.shape[3]), int(heatmaps.shape[2])), kernel_size)
             keypoints, scores = codec.decode(heatmaps, centers, scales)
         counts = num_keypoints.tolist() if num_keypoints is not None else [heatmaps.shape[1]] * heatmaps.shape[0]
         results: list[list[dict[str, torch.Tensor]]] = []
+        boxes32 = flat.astype(np.float32)
         n = 0
         for image_boxes in per_image:
             image_results = []
-            for box in image_boxes:
+            for _ in range(len(image_boxes)):
                 k = int(counts[n])
-                kpts = torch.from_numpy(keypoints[n, :k].copy())
-                score = torch.from_numpy(scores[n, :k].copy())
-                labels = torch.arange(k)
+                kpts, score, labels = keypoints[n, :k], scores[n, :k], np.arange(k)
                 if threshold is not None:
                     keep = score > threshold
                     kpts, score, labels = kpts[keep], score[keep], labels[keep]
+                # Each result owns its arrays (copies), so changing one in place cannot change another.
                 image_results.append(
                     {
-                        "keypoints": kpts,
-                        "scores": score,
-                        "labels": labels,
-                        "bbox": torch.tensor(box, dtype=torch.float32),
+                        "keypoints": torch.from_numpy(np.array(kpts)),
+                        "scores": torch.from_numpy(np.array(score)),
+                        "labels": torch.from_numpy(labels),
+                        "bbox": torch.from_numpy(boxes32[n].copy()),
                     }
                 )
                 n += 1
             results.append(image_results)
         return results
+
+    def _codec(self, heatmap_size: tuple[int, int], kernel_size: int | None) -> UDPHeatmapCodec:
+        """The decoder for heatmaps of ``(width, height)``, built once per size and kernel."""
+        kernel = self.kernel_size if kernel_size is None else int(kernel_size)
+        key = (self.input_size, heatmap_size, kernel)
+        cache = self.__dict__.setdefault("_codecs", {})
+        if key not in cache:
+            cache[key] = UDPHeatmapCodec(input_size=self.input_size, heatmap_size=heatmap_size, blur_kernel=kernel)
+        return cache[key]
 
 
 def _get(outputs: Any, name: str, default: Any = ...) -> Any:

@@ -274,21 +274,27 @@ def crop_and_normalize(
     and no torch operation runs (so torch's and OpenCV's thread pools never wait on each other here).
 
     Args:
-        image: ``(H, W, C)`` uint8 (or float) image.
+        image: ``(H, W, C)`` uint8 (or float) image; C = 4 (RGBX or RGBA, e.g. a PIL image's own buffer: the 4th
+            channel is not read when 3 output channels are asked for) and C = 1 (grey: every output channel reads
+            it) are accepted besides C = 3.
         centers, scales: ``(N, 2)`` box centres and extents in pixels.
         output_size: crop ``(width, height)``.
-        scale, offset: per-channel ``(C,)`` factors, e.g. ``1 / (255 * std)`` and ``-mean / std``.
-        out: optional ``(N, C, out_h, out_w)`` float32 array to fill (e.g. a slice of a torch tensor's buffer).
+        scale, offset: per-output-channel ``(C_out,)`` factors, e.g. ``1 / (255 * std)`` and ``-mean / std``.
+        out: optional ``(N, C_out, out_h, out_w)`` float32 array to fill (e.g. a slice of a torch tensor's buffer).
 
     Returns:
-        ``(N, C, out_h, out_w)`` float32 (``out`` when given).
+        ``(N, C_out, out_h, out_w)`` float32 (``out`` when given).
     """
     src, channels, c, s, out_w, out_h = _prepare_crop(image, centers, scales, output_size)
     a = np.asarray(scale, dtype=np.float32).reshape(-1)
     b = np.asarray(offset, dtype=np.float32).reshape(-1)
-    if a.shape != (channels,) or b.shape != (channels,):
-        raise ValueError(f"scale and offset must hold one value per channel ({channels}), got {a.shape}, {b.shape}")
-    shape = (c.shape[0], channels, out_h, out_w)
+    out_channels = a.shape[0]
+    if b.shape != a.shape or not (out_channels == channels or channels == 1 or (channels == 4 and out_channels == 3)):
+        raise ValueError(
+            f"scale and offset must hold one value per output channel: as many as the image has ({channels}), or 3 "
+            f"for a 4-channel (RGBX / RGBA) or any number for a 1-channel image; got {a.shape} and {b.shape}"
+        )
+    shape = (c.shape[0], out_channels, out_h, out_w)
     if out is None:
         out = np.empty(shape, dtype=np.float32)
     elif out.shape != shape or out.dtype != np.float32:
@@ -300,8 +306,8 @@ def crop_and_normalize(
         crop = _warp_into(src, mat, (out_w, out_h), buffer)
         # cv2.split gives contiguous planes: the multiply-adds then stream through memory (faster than strided).
         planes = cv2.split(crop) if channels > 1 else (crop[:, :, 0],)
-        for ch, plane in enumerate(planes):
-            np.multiply(plane, a[ch], out=out[i, ch])
+        for ch in range(out_channels):
+            np.multiply(planes[ch if channels > 1 else 0], a[ch], out=out[i, ch])
             out[i, ch] += b[ch]
     return out
 
