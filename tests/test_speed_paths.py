@@ -145,7 +145,7 @@ def test_crop_and_normalize_equals_crop_then_normalise():
     out = np.full((6, 3, 256, 192), np.nan, np.float32)
     assert crop_and_normalize(image, centers, scales, (192, 256), scale, offset, out=out) is out
     np.testing.assert_array_equal(out, want)
-    with pytest.raises(ValueError, match="one value per channel"):
+    with pytest.raises(ValueError, match="one value per output channel"):
         crop_and_normalize(image, centers, scales, (192, 256), scale[:2], offset)
     with pytest.raises(ValueError, match="out must be a float32 array"):
         crop_and_normalize(image, centers, scales, (192, 256), scale, offset, out=np.zeros((6, 3, 256, 192)))
@@ -173,10 +173,16 @@ def test_processor_pixel_values_equal_the_plain_computation():
     torch.testing.assert_close(got, crops * a + b, atol=0, rtol=0)
 
 
-@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P"])
-def test_pil_region_shortcut_is_exact(mode):
+@pytest.mark.parametrize("in_place", [True, False])
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P", "LA", "1"])
+def test_pil_region_shortcut_is_exact(mode, in_place, monkeypatch):
     """For a PIL image only the sampled region is converted to numpy; the crops must not change by one bit, for
-    small boxes in a large image (the shortcut), boxes outside the image, and boxes covering it (the full path)."""
+    small boxes in a large image (the shortcut), boxes outside the image, and boxes covering it (the full path).
+    RGB, RGBA and L images are read in place (`vitpose.pil_pixels`) unless that is switched off (`in_place`)."""
+    import vitpose.processor as processor_module
+
+    if not in_place:
+        monkeypatch.setattr(processor_module, "pil_pixels", lambda image: None)
     rng = np.random.default_rng(3)
     big = cv2.resize(_coco_image(), (1600, 1000))
     pil = Image.fromarray(big).convert(mode)
@@ -281,3 +287,5 @@ def test_benchmark_quick_runs(tmp_path):
     for section in ("## Targets", "## Pre-processing", "## Network", "## Decoding", "## Whole pose stage"):
         assert section in text
     assert "fp32 matmul rate" in text and "| CPU |" in text
+    # What bounds each line is reported next to it: the bare warps, the GEMMs alone, the fp32 ceiling.
+    assert "bare cv2 warps ms" in text and "block GEMMs alone" in text and "| ceiling |" in text
