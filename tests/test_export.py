@@ -171,3 +171,12 @@ def test_int8_back_ends_run_and_report_their_deviation(dense_dir, tmp_path):
     assert type(model.backbone.blocks[0].attn.qkv) is torch.nn.Linear  # the float model is left untouched
     with pytest.raises(ValueError, match="runs on the CPU in float32"):
         quantize_int8(model.to(torch.float64))
+
+
+def test_onnx_threads_do_not_spin_unless_asked(dense_dir, tmp_path):
+    """Spinning ONNX Runtime threads would take a core from the crops and the decoding that follow the network."""
+    model = VitPoseForPoseEstimation.from_pretrained(dense_dir)
+    path = export_onnx(model, tmp_path / "m.onnx", check=False).path
+    key = "session.intra_op.allow_spinning"
+    assert OnnxPoseModel(path).session.get_session_options().get_session_config_entry(key) == "0"
+    assert OnnxPoseModel(path, spin=True).session.get_session_options().get_session_config_entry(key) == "1"
