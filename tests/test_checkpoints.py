@@ -318,3 +318,41 @@ def test_cli_info(tmp_path, capsys):
     assert cli_main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "6 experts (96 part features)" in out and "extra heads [14, 16, 17, 17, 133]" in out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_qkv_is_read_from_the_file_and_equals_the_concatenation(tmp_path, dtype):
+    """Hub checkpoints store q, k, v apart; the fused qkv is read from the file straight into its own buffer (so the
+    mapped pages of q, k, v are never made resident) and must equal their concatenation."""
+    from safetensors.torch import save_file
+
+    from vitpose.checkpoints import _fuse_from_file, hf_to_native, read_state_dict, safetensors_locations
+
+    state = {k: v.to(dtype) for k, v in make_hf_model().state_dict().items()}
+    path = tmp_path / "model.safetensors"
+    save_file(state, str(path))
+    read = read_state_dict(path)
+    assert set(read.locations) == set(state)
+    with open(path, "rb") as f:
+        data = f.read()
+    for key, (where, offset, count) in safetensors_locations(path).items():
+        assert where == path and count == state[key].numel() * state[key].element_size()
+        assert data[offset : offset + count] == state[key].contiguous().view(torch.uint8).numpy().tobytes()
+
+    native = hf_to_native(read)
+    plain = hf_to_native(dict(read))  # no locations: the torch.cat path
+    for i in range(2):
+        for kind in ("weight", "bias"):
+            prefix = f"backbone.encoder.layer.{i}.attention.attention"
+            want = torch.cat([state[f"{prefix}.{p}.{kind}"] for p in ("query", "key", "value")])
+            got = native[f"backbone.blocks.{i}.attn.qkv.{kind}"]
+            assert (
+                got.dtype == dtype
+                and torch.equal(got, want)
+                and torch.equal(plain[f"backbone.blocks.{i}.attn.qkv.{kind}"], want)
+            )
+    # Byte counts that do not match the tensors (a changed file) fall back to the concatenation.
+    names = [f"backbone.encoder.layer.0.attention.attention.{p}.weight" for p in ("query", "key", "value")]
+    wrong = type(read)(read)
+    wrong.locations = {n: (path, 0, 3) for n in names}
+    assert _fuse_from_file([read[n] for n in names], names, wrong) is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,29 @@ def _hub_download(repo_id: str, filename: str, *, required: bool, **hub_kwargs: 
 
 
 # --------------------------------------------------------------------------- reading weights
+class StateDict(dict):
+    """A state dict read from safetensors files, with where each tensor's bytes lie: `locations[key]` =
+    (file, byte offset, byte count). Lets the loader read a tensor's bytes straight into a buffer of its own (the
+    fused qkv) instead of through the memory map, whose pages would otherwise stay resident next to the copy."""
+
+    locations: dict[str, tuple[Path, int, int]]
+
+
+def safetensors_locations(path: str | os.PathLike[str]) -> dict[str, tuple[Path, int, int]]:
+    """Byte ranges of the tensors of a `.safetensors` file, from its header (8-byte little-endian length, then
+    JSON with `data_offsets` relative to the end of the header)."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+    base = 8 + size
+    return {
+        key: (path, base + int(info["data_offsets"][0]), int(info["data_offsets"][1]) - int(info["data_offsets"][0]))
+        for key, info in header.items()
+        if key != "__metadata__"
+    }
+
+
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Tensors of a `.safetensors`, `.bin` or `.pth` file, memory-mapped where the format allows.
 
@@ -114,7 +138,9 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            return load_file(str(path), device="cpu")
+            state = StateDict(load_file(str(path), device="cpu"))
+            state.locations = safetensors_locations(path)
+            return state
         try:
             data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
         except RuntimeError as err:
@@ -143,9 +169,12 @@ def read_sharded(index_file: Path, resolve: Any) -> dict[str, torch.Tensor]:
         weight_map = json.loads(index_file.read_text())["weight_map"]
     except (OSError, KeyError, json.JSONDecodeError) as err:
         raise CheckpointError(f"cannot read shard index {index_file}: {err}") from err
-    state: dict[str, torch.Tensor] = {}
+    state = StateDict()
+    state.locations = {}
     for shard in sorted(set(weight_map.values())):
-        state.update(read_state_dict(resolve(shard)))
+        part = read_state_dict(resolve(shard))
+        state.update(part)
+        state.locations.update(getattr(part, "locations", {}))
     return state
 
 
@@ -172,6 +201,47 @@ def _map_head(rest: str, table: dict[str, str], key: str) -> str:
         if rest == src or rest.startswith(src + "."):
             return dst + rest[len(src) :]
     raise CheckpointError(f"unexpected head key {key!r}")
+
+
+def _fuse_from_file(tensors: list[torch.Tensor], names: list[str], state: Mapping[str, Any]) -> torch.Tensor | None:
+    """`torch.cat(tensors)` read straight from the safetensors file(s) into the result, or None where that is not
+    possible (not read from safetensors, mixed dtypes, a byte count that does not match).
+
+    Concatenating the memory-mapped tensors would make their pages resident (they count in the process's memory as
+    long as the mapping lives) next to the fused copy: 1.25x the weights for a ViT. Reading the bytes with ordinary
+    file reads leaves the mapped pages untouched, so only the fused copy is resident.
+    """
+    locations = getattr(state, "locations", None)
+    if not locations or sys.byteorder != "little" or any(name not in locations for name in names):
+        return None
+    first = tensors[0]
+    if any(t.dtype != first.dtype or t.shape[1:] != first.shape[1:] or t.device.type != "cpu" for t in tensors):
+        return None
+    fused = torch.empty((sum(t.shape[0] for t in tensors), *first.shape[1:]), dtype=first.dtype)
+    if fused.numel() == 0:
+        return None
+    row = 0
+    handles: dict[Path, Any] = {}
+    try:
+        for tensor, name in zip(tensors, names, strict=True):
+            path, offset, count = locations[name]
+            target = fused[row : row + tensor.shape[0]]
+            row += tensor.shape[0]
+            if count != tensor.numel() * tensor.element_size():
+                return None
+            if path not in handles:
+                handles[path] = open(path, "rb")  # closed in the finally below
+            handle = handles[path]
+            handle.seek(offset)
+            view = memoryview(target.view(torch.uint8).reshape(-1).numpy())
+            if handle.readinto(view) != count:
+                return None
+    except OSError:
+        return None
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return fused
 
 
 def hf_to_native(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -207,7 +277,10 @@ def hf_to_native(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if set(parts) != {"query", "key", "value"}:
             missing = sorted({"query", "key", "value"} - set(parts))
             raise CheckpointError(f"layer {i} has no attention {', '.join(missing)} {kind}")
-        out[f"backbone.blocks.{i}.attn.qkv.{kind}"] = torch.cat([parts["query"], parts["key"], parts["value"]])
+        names = [f"backbone.encoder.layer.{i}.attention.attention.{p}.{kind}" for p in ("query", "key", "value")]
+        tensors = [parts["query"], parts["key"], parts["value"]]
+        fused = _fuse_from_file(tensors, names, state)
+        out[f"backbone.blocks.{i}.attn.qkv.{kind}"] = torch.cat(tensors) if fused is None else fused
     if unexpected:
         raise CheckpointError(f"unexpected keys in the checkpoint: {_list_keys(unexpected)}")
     return out
