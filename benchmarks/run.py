@@ -494,11 +494,11 @@ def bench_model(
 
 def _one_stream(model: Any, pixel_values: torch.Tensor, index: torch.Tensor | None) -> Any:
     """The network as one stream of all-thread operations (`cpu_streams = 1`), for comparison."""
-    model.cpu_streams = 1
+    before, model.cpu_streams = model.cpu_streams, 1
     try:
         return model(pixel_values, dataset_index=index)
     finally:
-        model.cpu_streams = None
+        model.cpu_streams = before
 
 
 def bench_backends(

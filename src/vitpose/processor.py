@@ -265,6 +265,7 @@ class VitPoseImageProcessor:
         for key in ("image_processor_type", "processor_class", "resample", "do_resize", "do_convert_rgb"):
             kwargs.pop(key, None)
         self.extra = kwargs
+        self._codecs: dict[tuple[Any, ...], UDPHeatmapCodec] = {}  # decoders by (input, heatmap size, kernel)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -574,10 +575,11 @@ class VitPoseImageProcessor:
         """The decoder for heatmaps of ``(width, height)``, built once per size and kernel."""
         kernel = self.kernel_size if kernel_size is None else int(kernel_size)
         key = (self.input_size, heatmap_size, kernel)
-        cache = self.__dict__.setdefault("_codecs", {})
-        if key not in cache:
-            cache[key] = UDPHeatmapCodec(input_size=self.input_size, heatmap_size=heatmap_size, blur_kernel=kernel)
-        return cache[key]
+        if key not in self._codecs:
+            self._codecs[key] = UDPHeatmapCodec(
+                input_size=self.input_size, heatmap_size=heatmap_size, blur_kernel=kernel
+            )
+        return self._codecs[key]
 
 
 def _get(outputs: Any, name: str, default: Any = ...) -> Any:

@@ -208,6 +208,15 @@ def _warp_into(src: np.ndarray, mat: np.ndarray, size: tuple[int, int], dst: np.
     return dst
 
 
+def _output_array(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A new array of ``shape`` and ``dtype``, or ``out`` after checking that it is one."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if out.shape != shape or out.dtype != dtype:
+        raise ValueError(f"out must be a {dtype} array of shape {shape}, got {out.dtype} {out.shape}")
+    return out
+
+
 def _prepare_crop(image: Any, centers: Any, scales: Any, output_size: Sequence[int]):
     image = np.asarray(image)
     if image.ndim != 3:
@@ -246,11 +255,7 @@ def crop_boxes(
         ``(N, out_h, out_w, C)`` crops with the dtype of ``image``; ``(0, out_h, out_w, C)`` when N = 0.
     """
     src, channels, c, s, out_w, out_h = _prepare_crop(image, centers, scales, output_size)
-    shape = (c.shape[0], out_h, out_w, channels)
-    if out is None:
-        out = np.empty(shape, dtype=src.dtype)
-    elif out.shape != shape or out.dtype != src.dtype:
-        raise ValueError(f"out must be a {src.dtype} array of shape {shape}, got {out.dtype} {out.shape}")
+    out = _output_array(out, (c.shape[0], out_h, out_w, channels), src.dtype)
     if c.shape[0] == 0:
         return out
     for i, mat in enumerate(get_udp_warp_matrices(c, s, (out_w, out_h))):
@@ -294,11 +299,7 @@ def crop_and_normalize(
             f"scale and offset must hold one value per output channel: as many as the image has ({channels}), or 3 "
             f"for a 4-channel (RGBX / RGBA) or any number for a 1-channel image; got {a.shape} and {b.shape}"
         )
-    shape = (c.shape[0], out_channels, out_h, out_w)
-    if out is None:
-        out = np.empty(shape, dtype=np.float32)
-    elif out.shape != shape or out.dtype != np.float32:
-        raise ValueError(f"out must be a float32 array of shape {shape}, got {out.dtype} {out.shape}")
+    out = _output_array(out, (c.shape[0], out_channels, out_h, out_w), np.dtype(np.float32))
     if c.shape[0] == 0:
         return out
     buffer = np.empty((out_h, out_w, channels), dtype=src.dtype)

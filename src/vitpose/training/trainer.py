@@ -312,15 +312,11 @@ def _pick_device(spec: str, local_rank: int, world: int) -> torch.device:
         if world == 1 and mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    try:
-        device = torch.device(spec)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"unknown device {spec!r}: use auto, cpu, cuda, cuda:N or mps") from err
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {spec!r} was asked for but CUDA is not available; use cpu or auto")
-        if world > 1:
-            device = torch.device("cuda", local_rank)
+    from vitpose.models.pose import _resolve_device
+
+    device = _resolve_device(None, spec)  # the loader's parsing and availability checks
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank)
     return device
 
 
