@@ -256,7 +256,7 @@ def person_boxes(image: Any, count: int) -> list[list[float]]:
 
 def synthetic_heatmaps(count: int, seed: int = 0) -> torch.Tensor:
     """UDP Gaussian heatmaps (count, 17, 64, 48) at random positions: what a trained network outputs."""
-    from vitpose.codec import UDPHeatmapCodec
+    from vitpose.ops.codec import UDPHeatmapCodec
 
     rng = np.random.default_rng(seed)
     keypoints = rng.uniform([10, 10], [182, 246], (count, 17, 2))
@@ -355,7 +355,7 @@ def bench_preprocess(report: Report, image: Any, settings: Settings, hf_proc: An
 
 def _warp_floor(image: Any, boxes: list, settings: Settings) -> float:
     """Median seconds of the bare `cv2.warpAffine` crops of `boxes` (one thread, a ready uint8 RGB array)."""
-    from vitpose.transforms import box_to_center_scale, crop_boxes
+    from vitpose.ops.geometry import box_to_center_scale, crop_boxes
 
     rgb = np.ascontiguousarray(np.asarray(image.convert("RGB")))
     centers, scales = box_to_center_scale(np.asarray(boxes))
@@ -516,13 +516,13 @@ def bench_backends(
     """ONNX Runtime float32 / int8 and PyTorch int8 against vitpose float32: speed and output change; and the whole
     stage (largest box count) with each back-end against transformers. Returns per back-end {batch: speed-up over
     vitpose fp32}, {back-end: whole-stage ratio to transformers}, and per fp32 back-end {batch: efficiency}."""
-    from vitpose.backends import quantize_int8
+    from vitpose.inference.backends import quantize_int8
 
     candidates: dict[str, Callable[[], Any]] = {"PyTorch int8 (dynamic, Linear)": lambda: quantize_int8(ours)}
     try:
         import onnxruntime  # noqa: F401
 
-        from vitpose.backends.onnx import OnnxPoseModel, quantize_onnx_int8
+        from vitpose.inference.backends.onnx import OnnxPoseModel, quantize_onnx_int8
         from vitpose.export import export_onnx
 
         def onnx_fp32() -> Any:

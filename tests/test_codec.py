@@ -1,4 +1,4 @@
-"""Tests for vitpose.codec: UDP Gaussian targets, DARK-UDP decoding and the flip test helpers.
+"""Tests for vitpose.ops.codec: UDP Gaussian targets, DARK-UDP decoding and the flip test helpers.
 
 The decoder is checked against (a) Gaussians at known sub-pixel positions, (b) a plain per-map loop written here that
 follows the original ViTPose decoder step by step (argmax, cv2.GaussianBlur, clip, log, edge pad, Newton step) and
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from vitpose import codec as codec_mod
-from vitpose.codec import UDPHeatmapCodec, flip_back, flip_images, get_maxima, refine_dark_udp
-from vitpose.transforms import box_to_center_scale, get_udp_warp_matrices
+from vitpose.ops import codec as codec_mod
+from vitpose.ops.codec import UDPHeatmapCodec, flip_back, flip_images, get_maxima, refine_dark_udp
+from vitpose.ops.geometry import box_to_center_scale, get_udp_warp_matrices
 
 tf_proc = pytest.importorskip("transformers.models.vitpose.image_processing_pil_vitpose")
 tf_model = pytest.importorskip("transformers.models.vitpose.modeling_vitpose")

@@ -19,8 +19,8 @@ import torch
 from conftest import DATA, make_hf_model, require_shared, save_hf
 from vitpose import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation
 from vitpose.cli import main as cli_main
-from vitpose.codec import UDPHeatmapCodec
 from vitpose.evaluation import EvalReport, EvaluationError, evaluate
+from vitpose.ops.codec import UDPHeatmapCodec
 
 COCO_KEYS = ("AP", "AP50", "AP75", "APm", "APl", "AR")
 
@@ -43,7 +43,7 @@ class PerfectModel(VitPoseForPoseEstimation):
 
 
 def _xywh2cs(box, aspect=192 / 256, padding=1.25):
-    """The original's box -> centre / scale (pixels), written out independently of vitpose.transforms."""
+    """The original's box -> centre / scale (pixels), written out independently of vitpose.ops.geometry."""
     x, y, w, h = box
     center = np.array([x + w * 0.5, y + h * 0.5])
     if w > aspect * h:

@@ -11,15 +11,15 @@ import torch
 
 from conftest import make_hf_model, save_hf
 from vitpose import VitPoseForPoseEstimation, VitPoseImageProcessor
-from vitpose.backends import quantize_int8
 from vitpose.config import VitPoseConfig
+from vitpose.inference.backends import quantize_int8
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from vitpose.backends.onnx import OnnxPoseModel, quantize_onnx_int8  # noqa: E402
-from vitpose.cli_export import add_parser  # noqa: E402
+from vitpose.cli.export import add_parser  # noqa: E402
 from vitpose.export import export_onnx  # noqa: E402
+from vitpose.inference.backends.onnx import OnnxPoseModel, quantize_onnx_int8  # noqa: E402
 
 TOL = 1e-4
 
@@ -100,7 +100,7 @@ def test_vitpose_plus_export_folds_the_data_set(plus_model, tmp_path, dataset, i
 
 
 def test_onnx_model_runs_in_the_estimator(dense_dir, tmp_path):
-    from vitpose.pipeline import PoseEstimator
+    from vitpose.inference.estimator import PoseEstimator
 
     model = VitPoseForPoseEstimation.from_pretrained(dense_dir)
     path = export_onnx(model, tmp_path / "m.onnx", check=False).path

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from vitpose import VitPoseForPoseEstimation, VitPoseImageProcessor
-from vitpose.codec import UDPHeatmapCodec
-from vitpose.transforms import box_to_center_scale
+from vitpose.ops.codec import UDPHeatmapCodec
+from vitpose.ops.geometry import box_to_center_scale
 
 pytestmark = pytest.mark.network
 

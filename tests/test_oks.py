@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vitpose.datasets import get_dataset_info
-from vitpose.evaluation import oks_matrix, oks_nms
+from vitpose.ops.oks import oks_matrix, oks_nms
 
 COCO_SIGMAS = np.array(get_dataset_info("coco").sigmas)
 
@@ -114,7 +114,7 @@ def test_matrix_equals_per_pair_loop(vis_thr, both):
 
 
 def test_matrix_chunking_matches_loop(monkeypatch):
-    import vitpose.evaluation.oks as oks_module
+    import vitpose.ops.oks as oks_module
 
     monkeypatch.setattr(oks_module, "_CHUNK_ELEMENTS", 40)  # forces several row chunks
     rng = np.random.default_rng(3)

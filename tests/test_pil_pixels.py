@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vitpose.ops.geometry import box_to_center_scale, crop_and_normalize
 from vitpose.pil_pixels import pil_pixels
-from vitpose.transforms import box_to_center_scale, crop_and_normalize
 
 
 def _image(mode: str = "RGB") -> Image.Image:

@@ -12,8 +12,10 @@ from PIL import Image
 
 from conftest import coco_annotations, coco_images_and_boxes, make_hf_model, save_hf
 from vitpose import VitPoseForPoseEstimation, VitPoseImageProcessor
-from vitpose.pipeline import FailedImage, ImageReadError, PoseEstimator, expand_inputs, load_image
-from vitpose.results import PoseResult, instance_scores
+from vitpose.errors import ImageReadError
+from vitpose.inference.estimator import PoseEstimator
+from vitpose.inference.results import PoseResult, instance_scores
+from vitpose.media import FailedImage, expand_inputs, load_image
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +209,7 @@ def test_dense_model_dataset_declares_its_layout(checkpoint, tmp_path, coco_dir)
 
 
 def _center_scale(boxes):
-    from vitpose.transforms import box_to_center_scale
+    from vitpose.ops.geometry import box_to_center_scale
 
     return box_to_center_scale(np.asarray(boxes, np.float64), input_size=(192, 256), padding=1.25)
 

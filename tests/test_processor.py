@@ -14,8 +14,8 @@ from PIL import Image
 
 from conftest import coco_images_and_boxes, make_hf_model, save_hf
 from vitpose import AutoProcessor, VitPoseForPoseEstimation, VitPoseImageProcessor
-from vitpose.codec import UDPHeatmapCodec
-from vitpose.transforms import box_to_center_scale, get_udp_warp_matrices
+from vitpose.ops.codec import UDPHeatmapCodec
+from vitpose.ops.geometry import box_to_center_scale, get_udp_warp_matrices
 
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 

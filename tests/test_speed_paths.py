@@ -18,7 +18,7 @@ from PIL import Image
 from conftest import ROOT, make_hf_model, save_hf
 from vitpose import VitPoseForPoseEstimation, VitPoseImageProcessor
 from vitpose.models.heads import SimpleHead
-from vitpose.transforms import (
+from vitpose.ops.geometry import (
     box_to_center_scale,
     crop_and_normalize,
     crop_boxes,

@@ -131,7 +131,7 @@ def test_target_weights_follow_the_original(coco_dir):
 
 def test_pixel_values_are_the_processors(coco_dir):
     """Without augmentation a training crop is exactly what the inference processor feeds the network."""
-    from vitpose.pipeline import load_image
+    from vitpose.media import load_image
     from vitpose.processor import VitPoseImageProcessor
 
     ds = KeypointDataset(coco_dir / "test_coco.json", coco_dir, augment=False)
@@ -536,7 +536,7 @@ def test_vitpose_plus_trains_on_two_data_sets_at_once(coco_dir, tmp_path):
 
 
 def test_cli_config_file_overrides_and_errors(coco_dir, tmp_path, capsys):
-    from vitpose.cli_train import main
+    from vitpose.cli.train import main
 
     config = tmp_path / "train.json"
     settings = _tiny_settings(coco_dir, tmp_path / "cli")
@@ -572,7 +572,7 @@ def test_torchrun_two_processes_match_one(coco_dir, tmp_path):
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "vitpose.cli_train", *args, "--out", str(tmp_path / "ddp")]  # fmt: skip
+           "-m", "vitpose.cli.train", *args, "--out", str(tmp_path / "ddp")]  # fmt: skip
     # A session of its own, so that a hang is cleaned up with its worker processes.
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # fmt: skip
@@ -583,7 +583,7 @@ def test_torchrun_two_processes_match_one(coco_dir, tmp_path):
         proc.communicate()
         pytest.fail("torchrun did not finish in 240 s")
     assert proc.returncode == 0, stderr[-3000:]
-    from vitpose.cli_train import main
+    from vitpose.cli.train import main
 
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
     two = torch.load(tmp_path / "ddp" / "last" / "training_state.pt", weights_only=True)

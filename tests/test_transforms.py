@@ -1,4 +1,4 @@
-"""Tests for vitpose.transforms: box -> centre/scale, UDP warp matrices, crops and the heatmap -> image transform.
+"""Tests for vitpose.ops.geometry: box -> centre/scale, UDP warp matrices, crops and the heatmap -> image transform.
 
 transformers' ViTPose processor functions are the numerical oracle (they follow the original ViTPose code, with the
 scale in units of 200 px where ours is in pixels).
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from vitpose.transforms import (
+from vitpose.ops.geometry import (
     box_to_center_scale,
     crop_boxes,
     get_udp_warp_matrices,

@@ -16,10 +16,10 @@ import torch
 
 from conftest import make_hf_model, save_hf
 from vitpose import VitPoseConfig, VitPoseForPoseEstimation
-from vitpose.cli_video import add_parser
+from vitpose.cli.video import add_parser
 from vitpose.detectors import Detections
-from vitpose.pipeline import PoseEstimator
-from vitpose.results import PoseResult
+from vitpose.inference.estimator import PoseEstimator
+from vitpose.inference.results import PoseResult
 from vitpose.video import (
     Frame,
     FrameResult,

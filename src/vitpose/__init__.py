@@ -1,16 +1,18 @@
 """vitpose: ViTPose and ViTPose++ pose estimation with a native PyTorch network.
 
-The seed-compatible API (transformers' names): `VitPoseConfig`, `VitPoseImageProcessor`, `VitPoseForPoseEstimation`
-and `AutoProcessor`.
+The transformers-compatible API (the names of the transformers ViTPose documentation): `VitPoseConfig`,
+`VitPoseImageProcessor`, `VitPoseForPoseEstimation` and `AutoProcessor`; the top-down estimator `PoseEstimator` and
+its `PoseResult`; `VitPoseError`, the base of every error a user can cause.
 """
 
 from vitpose.auto import AutoImageProcessor, AutoProcessor
-from vitpose.checkpoints import CheckpointError
 from vitpose.config import VitPoseBackboneConfig, VitPoseConfig
+from vitpose.errors import CheckpointError, VitPoseError
+from vitpose.inference.estimator import PoseEstimator
+from vitpose.inference.results import PoseResult
+from vitpose.media import FailedImage
 from vitpose.models.pose import VitPoseEstimatorOutput, VitPoseForPoseEstimation
-from vitpose.pipeline import FailedImage, PoseEstimator
 from vitpose.processor import VitPoseImageProcessor
-from vitpose.results import PoseResult
 
 __version__ = "0.1.0"
 
@@ -23,6 +25,7 @@ __all__ = [
     "PoseResult",
     "VitPoseBackboneConfig",
     "VitPoseConfig",
+    "VitPoseError",
     "VitPoseEstimatorOutput",
     "VitPoseForPoseEstimation",
     "VitPoseImageProcessor",

@@ -11,14 +11,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from vitpose.errors import MissingDependencyError
+from vitpose.hub import hub_options, resolve_file
 from vitpose.processor import PROCESSOR_NAME, VitPoseImageProcessor
 
 _VITPOSE_PROCESSORS = {"VitPoseImageProcessor", "VitPoseImageProcessorPil", "VitPoseImageProcessorFast"}
 
 
 def _is_vitpose(source: str | os.PathLike[str], hub_kwargs: dict[str, Any]) -> bool:
-    from vitpose.checkpoints import resolve_file
-
     if Path(source).is_file():
         return True  # an original ViTPose checkpoint file
     processor = resolve_file(source, PROCESSOR_NAME, required=False, **hub_kwargs)
@@ -46,13 +46,13 @@ class AutoProcessor:
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike[str], **kwargs: Any) -> Any:
-        hub = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
+        hub = hub_options(kwargs)
         if _is_vitpose(source, hub):
             return VitPoseImageProcessor.from_pretrained(source, **kwargs)
         try:
             import transformers
         except ImportError as err:
-            raise ImportError(
+            raise MissingDependencyError(
                 f"{source!r} is not a ViTPose checkpoint; loading its processor needs transformers "
                 "(pip install 'vitpose[detector]' or pip install transformers)"
             ) from err

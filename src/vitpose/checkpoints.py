@@ -18,87 +18,13 @@ from typing import Any
 
 import torch
 
-from vitpose.config import CONFIG_NAME, PRESETS, VitPoseBackboneConfig, VitPoseConfig
+from vitpose.config import CONFIG_NAME, PRESETS, VitPoseBackboneConfig, VitPoseConfig, apply_dataset_layout
+from vitpose.errors import CheckpointError
+from vitpose.hub import is_hub_id, resolve_file
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
 SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 TORCH_WEIGHTS_NAME = "pytorch_model.bin"
-ORIGINAL_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not fit the model; the message says which and why."""
-
-
-# --------------------------------------------------------------------------- locating files
-def _how_to_pass_local() -> str:
-    return (
-        "Pass a local directory holding config.json and model.safetensors (as written by save_pretrained or "
-        "`vitpose convert`), or an original ViTPose .pth file"
-    )
-
-
-def is_hub_id(source: str) -> bool:
-    return bool(_HUB_ID.match(source)) and not source.endswith(ORIGINAL_SUFFIXES)
-
-
-def resolve_file(source: str | os.PathLike[str], filename: str, *, required: bool = True, **hub_kwargs: Any):
-    """Path of `filename` in a local directory or hub repository (downloaded and cached through huggingface_hub).
-
-    Returns None when `required` is False and the file does not exist there.
-    """
-    path = Path(source)
-    if path.is_dir():
-        candidate = path / filename
-        if candidate.is_file():
-            return candidate
-        if required:
-            raise FileNotFoundError(f"{path} has no {filename}. {_how_to_pass_local()}.")
-        return None
-    if path.exists():
-        raise CheckpointError(f"{path} is a file; expected a directory or hub id holding {filename}")
-    source = str(source)
-    if not is_hub_id(source):
-        raise FileNotFoundError(
-            f"no such file or directory: {source!r}, and it is not a hub id such as "
-            f"'usyd-community/vitpose-base-simple'. {_how_to_pass_local()}."
-        )
-    return _hub_download(source, filename, required=required, **hub_kwargs)
-
-
-def _hub_download(repo_id: str, filename: str, *, required: bool, **hub_kwargs: Any) -> Path | None:
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
-
-    allowed = {"revision", "cache_dir", "token", "local_files_only", "force_download", "proxies"}
-    unknown = set(hub_kwargs) - allowed
-    if unknown:
-        raise TypeError(f"unexpected arguments {sorted(unknown)}; hub options are {sorted(allowed)}")
-    try:
-        return Path(hf_hub_download(repo_id, filename, **hub_kwargs))
-    # LocalEntryNotFoundError subclasses EntryNotFoundError in recent huggingface_hub: test it first.
-    except LocalEntryNotFoundError as err:
-        if not required and hub_kwargs.get("local_files_only"):
-            return None
-        raise CheckpointError(
-            f"could not download {filename} of {repo_id!r} from the Hugging Face hub (offline, or no connection) "
-            f"and it is not in the local cache. {_how_to_pass_local()}; download it where there is a connection, "
-            f"e.g. `huggingface-cli download {repo_id} --local-dir DIR`, then pass DIR."
-        ) from err
-    except EntryNotFoundError:
-        if required:
-            raise FileNotFoundError(f"the hub repository {repo_id!r} has no {filename}") from None
-        return None
-    except RepositoryNotFoundError as err:
-        raise FileNotFoundError(
-            f"{repo_id!r} is neither a local path nor a hub repository that can be read (private or misspelt?). "
-            f"{_how_to_pass_local()}."
-        ) from err
-    except OSError as err:  # connection errors of requests/httpx surface as OSError subclasses
-        raise CheckpointError(
-            f"could not download {filename} of {repo_id!r} from the Hugging Face hub: {err}. {_how_to_pass_local()}."
-        ) from err
 
 
 # --------------------------------------------------------------------------- reading weights
@@ -402,28 +328,12 @@ def infer_config(state: Mapping[str, torch.Tensor]) -> VitPoseConfig:
         use_simple_decoder=simple,
         associate_num_labels=associate,
     )
-    _apply_dataset_metadata(config)
+    apply_dataset_layout(config)
     return config
 
 
-def _apply_dataset_metadata(config: VitPoseConfig, dataset_index: int = 0) -> None:
-    """Keypoint names, skeleton and flip pairs of the data set whose head is the main one, where counts agree."""
-    from vitpose.datasets import get_dataset_info
-
-    try:
-        info = get_dataset_info(dataset_index)
-    except ValueError:
-        return
-    if info.num_keypoints != config.num_labels:
-        return
-    config.id2label = dict(enumerate(info.keypoint_names))
-    config.label2id = {v: k for k, v in config.id2label.items()}
-    config.edges = [list(e) for e in info.skeleton]
-    config.flip_pairs = [list(p) for p in info.flip_pairs]
-
-
 # --------------------------------------------------------------------------- building models
-def _check_keys(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: Any) -> dict[str, torch.Tensor]:
+def check_keys(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: Any) -> dict[str, torch.Tensor]:
     expected = model.state_dict()
     state = dict(state)
     # BatchNorm's step counter is not a weight; checkpoints differ on whether they store it.
@@ -456,49 +366,23 @@ def _list_keys(keys: list[str], limit: int = 8) -> str:
     return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
 
 
-def build_model(
-    config: VitPoseConfig,
-    state: Mapping[str, torch.Tensor],
-    *,
-    device: torch.device | None = None,
-    dtype: torch.dtype | str | None = None,
-    source: Any = "state dict",
-):
-    """A model in eval mode holding `state` (vitpose keys) without copying it: built on the meta device, then the
-    tensors are assigned. Floating tensors are cast to `dtype` (default float32, as transformers loads)."""
-    from vitpose.models.pose import VitPoseForPoseEstimation
-
-    with torch.device("meta"):
-        model = VitPoseForPoseEstimation(config)
-    state = _check_keys(model, state, source)
-    target = _dtype(dtype)
-    state = {k: v.to(target) if v.is_floating_point() and v.dtype != target else v for k, v in state.items()}
-    model.load_state_dict(state, strict=True, assign=True)
-    if device is not None:
-        model.to(device)
-    return model.eval()
-
-
-def _dtype(dtype: torch.dtype | str | None) -> torch.dtype:
+def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
     if dtype is None or dtype == "auto":
         return torch.float32
     if isinstance(dtype, str):
         value = getattr(torch, dtype.removeprefix("torch."), None)
         if not isinstance(value, torch.dtype):
-            raise ValueError(f"unknown dtype {dtype!r}; use 'float32', 'float16' or 'bfloat16'")
+            raise CheckpointError(f"unknown dtype {dtype!r}; use 'float32', 'float16' or 'bfloat16'")
         return value
     return dtype
 
 
-def load_model(
-    source: str | os.PathLike[str],
-    *,
-    device: torch.device | None = None,
-    dtype: torch.dtype | str | None = None,
-    config: VitPoseConfig | None = None,
-    **hub_kwargs: Any,
-):
-    """Load a `VitPoseForPoseEstimation` from a hub-format directory, a hub id or an original checkpoint file."""
+def load_checkpoint(
+    source: str | os.PathLike[str], *, config: VitPoseConfig | None = None, **hub_kwargs: Any
+) -> tuple[VitPoseConfig, dict[str, torch.Tensor], str]:
+    """The config, the weights (vitpose key names, memory-mapped where the file allows) and a label naming the
+    checkpoint, for a hub-format directory, a hub id or an original checkpoint file. Building the model from them
+    is `VitPoseForPoseEstimation.from_pretrained`'s job, so that this module never needs the model class."""
     path = Path(source)
     if path.is_file():
         state = read_state_dict(path)
@@ -516,7 +400,7 @@ def load_model(
             native = original_to_native(state)
             if config is None:
                 config = infer_config(native)
-        return build_model(config, native, device=device, dtype=dtype, source=path)
+        return config, native, str(path)
 
     if config is None:
         config = VitPoseConfig.from_json_file(resolve_file(source, CONFIG_NAME, **hub_kwargs))
@@ -532,14 +416,19 @@ def load_model(
             f"{source} has a config.json but no {SAFE_WEIGHTS_NAME}, {SAFE_WEIGHTS_INDEX_NAME} or {TORCH_WEIGHTS_NAME}"
         )
     native = hf_to_native(state) if is_hf_format(state) else original_to_native(state)
-    return build_model(config, native, device=device, dtype=dtype, source=source)
+    return config, native, str(source)
 
 
-def save_model(model: torch.nn.Module, save_directory: str | os.PathLike[str], safe_serialization: bool = True) -> None:
-    """Write `config.json` and the weights in the transformers hub format."""
+def save_checkpoint(
+    config: VitPoseConfig,
+    state_dict: Mapping[str, torch.Tensor],
+    save_directory: str | os.PathLike[str],
+    safe_serialization: bool = True,
+) -> None:
+    """Write `config.json` and the weights (vitpose key names in `state_dict`) in the transformers hub format."""
     os.makedirs(save_directory, exist_ok=True)
-    model.config.save_pretrained(save_directory)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in native_to_hf(model.state_dict()).items()}
+    config.save_pretrained(save_directory)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in native_to_hf(state_dict).items()}
     if safe_serialization:
         from safetensors.torch import save_file
 
@@ -553,60 +442,17 @@ def save_model(model: torch.nn.Module, save_directory: str | os.PathLike[str], s
         torch.save(state, Path(save_directory, TORCH_WEIGHTS_NAME))
 
 
-# --------------------------------------------------------------------------- expert folding
-def fold_experts(model: Any, dataset: int | str):
-    """Dense copy of a ViTPose++ `model` for one data set (see `VitPoseForPoseEstimation.fold_experts`)."""
-    from vitpose.datasets import get_dataset_info
-
-    if not model.is_moe:
-        raise ValueError("fold_experts needs a ViTPose++ (mixture-of-experts) model; this one is dense")
-    index = get_dataset_info(dataset).dataset_index if isinstance(dataset, str) else int(dataset)
-    num_experts = model.config.backbone_config.num_experts
-    if not 0 <= index < num_experts:
-        raise ValueError(
-            f"dataset index {index} out of range: this model has {num_experts} experts (0..{num_experts - 1})"
-        )
-    head = model.head_for(index)
-    own_head = head is not model.keypoint_head
-    head_prefix = f"associate_keypoint_heads.{index - 1}." if own_head else "keypoint_head."
-
-    state: dict[str, torch.Tensor] = {}
-    for key, value in model.state_dict().items():
-        if m := re.match(r"(backbone\.blocks\.\d+\.mlp\.)(fc2|experts\.(\d+))\.(weight|bias)$", key):
-            prefix, what, _, kind = m.groups()
-            if what == "fc2":
-                chosen = model.state_dict()[f"{prefix}experts.{index}.{kind}"]
-                state[key] = torch.cat([value, chosen])
-            continue
-        if key.startswith(("keypoint_head.", "associate_keypoint_heads.")):
-            if key.startswith(head_prefix):
-                state["keypoint_head." + key[len(head_prefix) :]] = value
-            continue
-        state[key] = value
-
-    cfg = model.config.to_dict()
-    backbone = dict(cfg.pop("backbone_config"), num_experts=1)
-    for key in ("associate_num_labels", "flip_pairs", "edges", "id2label", "label2id"):
-        cfg.pop(key, None)
-    config = VitPoseConfig(backbone_config=backbone, num_labels=head.num_keypoints, folded_dataset_index=index, **cfg)
-    if own_head or index == 0:
-        _apply_dataset_metadata(config, index)
-    else:
-        config.flip_pairs, config.edges = model.config.flip_pairs, model.config.edges
-        config.id2label, config.label2id = dict(model.config.id2label), dict(model.config.label2id)
-    return build_model(config, state, device=model.device, dtype=model.dtype, source=f"fold of expert {index}")
-
-
 __all__ = [
     "CheckpointError",
-    "build_model",
-    "fold_experts",
+    "check_keys",
     "hf_to_native",
     "infer_config",
-    "load_model",
+    "is_hub_id",
+    "load_checkpoint",
     "native_to_hf",
     "original_to_native",
     "read_state_dict",
+    "resolve_dtype",
     "resolve_file",
-    "save_model",
+    "save_checkpoint",
 ]

@@ -17,6 +17,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from vitpose.datasets.metadata import get_dataset_info
+from vitpose.errors import ConfigError
+from vitpose.hub import resolve_file
+
 CONFIG_NAME = "config.json"
 
 # (hidden_size, num_hidden_layers, num_attention_heads, part_features, drop_path_rate) of the four ViT sizes.
@@ -29,15 +33,27 @@ PRESETS: dict[str, dict[str, Any]] = {
 DROP_PATH_RATES = {"small": 0.1, "base": 0.3, "large": 0.5, "huge": 0.55}
 PRESET_ALIASES = {"s": "small", "b": "base", "l": "large", "h": "huge"}
 
-# COCO-17 skeleton (0-based), as in the hub checkpoints' `edges`.
-COCO_EDGES = [
-    [15, 13], [13, 11], [16, 14], [14, 12], [11, 12], [5, 11], [6, 12], [5, 6], [5, 7], [6, 8],
-    [7, 9], [8, 10], [1, 2], [0, 1], [0, 2], [1, 3], [2, 4], [3, 5], [4, 6],
-]  # fmt: skip
-COCO_KEYPOINT_NAMES = [
+# The keypoint names the transformers port writes into the COCO checkpoints' config.json. They are read as the
+# COCO names of the data-set registry, so that `id2label` is the same whichever format a checkpoint comes in.
+_PORT_COCO_NAMES = (
     "Nose", "L_Eye", "R_Eye", "L_Ear", "R_Ear", "L_Shoulder", "R_Shoulder", "L_Elbow", "R_Elbow", "L_Wrist",
     "R_Wrist", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R_Ankle",
-]  # fmt: skip
+)  # fmt: skip
+
+
+def apply_dataset_layout(config: VitPoseConfig, dataset_index: int = 0) -> None:
+    """Set the keypoint names, skeleton and flip pairs of `config`'s main head to those of the registry's data set
+    `dataset_index`, where its keypoint count matches the head's (a custom skeleton keeps its own)."""
+    try:
+        info = get_dataset_info(dataset_index)
+    except ValueError:
+        return
+    if info.num_keypoints != config.num_labels:
+        return
+    config.id2label = dict(enumerate(info.keypoint_names))
+    config.label2id = {v: k for k, v in config.id2label.items()}
+    config.edges = [list(e) for e in info.skeleton]
+    config.flip_pairs = [list(p) for p in info.flip_pairs]
 
 
 def _pair(value: int | Sequence[int], name: str) -> list[int]:
@@ -45,7 +61,7 @@ def _pair(value: int | Sequence[int], name: str) -> list[int]:
         return [value, value]
     value = list(value)
     if len(value) != 2:
-        raise ValueError(f"{name} must be an int or a (height, width) pair, got {value!r}")
+        raise ConfigError(f"{name} must be an int or a (height, width) pair, got {value!r}")
     return [int(v) for v in value]
 
 
@@ -133,15 +149,15 @@ class VitPoseBackboneConfig:
 
     def validate(self) -> None:
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
+            raise ConfigError(
                 f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}"
             )
         if self.num_experts > 1 and not 0 < self.part_features < self.hidden_size:
-            raise ValueError(f"part_features must be in (0, hidden_size={self.hidden_size}), got {self.part_features}")
+            raise ConfigError(f"part_features must be in (0, hidden_size={self.hidden_size}), got {self.part_features}")
         if self.hidden_act not in ("gelu", "gelu_python"):
-            raise ValueError(f"hidden_act {self.hidden_act!r} is not supported; ViTPose uses exact 'gelu'")
+            raise ConfigError(f"hidden_act {self.hidden_act!r} is not supported; ViTPose uses exact 'gelu'")
         if not all(0 <= i <= self.num_hidden_layers for i in self.out_indices):
-            raise ValueError(f"out_indices {self.out_indices} out of range for {self.num_hidden_layers} layers")
+            raise ConfigError(f"out_indices {self.out_indices} out of range for {self.num_hidden_layers} layers")
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.extra)
@@ -227,9 +243,12 @@ class VitPoseConfig:
             num_labels = len(id2label) if id2label else 17
         self.num_labels = int(num_labels)
         generic = id2label is not None and all(v == f"LABEL_{k}" for k, v in id2label.items())
+        coco_names = get_dataset_info("coco").keypoint_names
+        if id2label is not None and tuple(id2label.get(i) for i in range(len(id2label))) == _PORT_COCO_NAMES:
+            id2label = dict(enumerate(coco_names))
         if id2label is None or len(id2label) != self.num_labels or (generic and self.num_labels == 17):
             # transformers' placeholder names (LABEL_0, ...) say nothing; a 17-keypoint head is COCO's.
-            names = COCO_KEYPOINT_NAMES if self.num_labels == 17 else [f"LABEL_{i}" for i in range(self.num_labels)]
+            names = coco_names if self.num_labels == 17 else [f"LABEL_{i}" for i in range(self.num_labels)]
             id2label = dict(enumerate(names))
         self.id2label: dict[int, str] = id2label
         self.label2id: dict[str, int] = {v: k for k, v in id2label.items()}
@@ -237,7 +256,7 @@ class VitPoseConfig:
         self.scale_factor = int(scale_factor)
         self.initializer_range = float(initializer_range)
         if edges is None and self.num_labels == 17:
-            edges = COCO_EDGES
+            edges = get_dataset_info("coco").skeleton
         self.edges: list[list[int]] | None = [list(map(int, e)) for e in edges] if edges is not None else None
         self.associate_num_labels: list[int] = [int(k) for k in (associate_num_labels or [])]
         self.flip_pairs: list[list[int]] | None = (
@@ -250,16 +269,32 @@ class VitPoseConfig:
 
     def _validate(self) -> None:
         if self.num_labels < 1:
-            raise ValueError(f"num_labels must be >= 1, got {self.num_labels}")
+            raise ConfigError(f"num_labels must be >= 1, got {self.num_labels}")
         for name, pairs in (("edges", self.edges), ("flip_pairs", self.flip_pairs)):
             for pair in pairs or []:
                 if len(pair) != 2 or not all(0 <= i < self.num_labels for i in pair):
-                    raise ValueError(f"{name} entry {pair} is not a pair of keypoint indices in [0, {self.num_labels})")
+                    raise ConfigError(
+                        f"{name} entry {pair} is not a pair of keypoint indices in [0, {self.num_labels})"
+                    )
         experts = self.backbone_config.num_experts
         if self.backbone_config.is_moe and len(self.associate_num_labels) >= experts:
-            raise ValueError(f"{len(self.associate_num_labels)} extra heads but only {experts} experts")
+            raise ConfigError(f"{len(self.associate_num_labels)} extra heads but only {experts} experts")
         if any(k < 1 for k in self.associate_num_labels):
-            raise ValueError(f"associate_num_labels must be >= 1, got {self.associate_num_labels}")
+            raise ConfigError(f"associate_num_labels must be >= 1, got {self.associate_num_labels}")
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """Network input (width, height) in pixels; `backbone_config.image_size` is the same as (height, width)."""
+        height, width = self.backbone_config.image_size
+        return int(width), int(height)
+
+    @property
+    def heatmap_size(self) -> tuple[int, int]:
+        """Heatmap (width, height): the patch grid upsampled 4x by the classic decoder's two deconvolutions, or
+        `scale_factor` times by the simple decoder's bilinear upsampling (4 in every published checkpoint)."""
+        rows, cols = self.backbone_config.grid_size
+        factor = self.scale_factor if self.use_simple_decoder else 4
+        return int(cols * factor), int(rows * factor)
 
     @property
     def num_heads(self) -> int:
@@ -302,7 +337,7 @@ class VitPoseConfig:
     def from_dict(cls, data: dict[str, Any]) -> VitPoseConfig:
         data = copy.deepcopy(data)
         if data.get("model_type", "vitpose") != "vitpose":
-            raise ValueError(f"config has model_type {data.get('model_type')!r}, expected 'vitpose'")
+            raise ConfigError(f"config has model_type {data.get('model_type')!r}, expected 'vitpose'")
         return cls(**data)
 
     @classmethod
@@ -310,16 +345,14 @@ class VitPoseConfig:
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"cannot read model config {path}: {err}") from err
+            raise ConfigError(f"cannot read model config {path}: {err}") from err
         if not isinstance(data, dict):
-            raise ValueError(f"model config {path} is not a JSON object")
+            raise ConfigError(f"model config {path} is not a JSON object")
         return cls.from_dict(data)
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike[str], **hub_kwargs: Any) -> VitPoseConfig:
         """Read `config.json` from a local directory or a hub id."""
-        from vitpose.checkpoints import resolve_file
-
         return cls.from_json_file(resolve_file(source, CONFIG_NAME, **hub_kwargs))
 
     def save_pretrained(self, save_directory: str | os.PathLike[str]) -> None:
@@ -343,7 +376,7 @@ class VitPoseConfig:
         """
         key = PRESET_ALIASES.get(size.lower(), size.lower())
         if key not in PRESETS:
-            raise ValueError(f"unknown size {size!r}; choose one of {sorted(PRESETS)}")
+            raise ConfigError(f"unknown size {size!r}; choose one of {sorted(PRESETS)}")
         backbone = dict(PRESETS[key], num_experts=num_experts, layer_norm_eps=1e-6)
         backbone_fields = set(VitPoseBackboneConfig().to_dict())
         model_kwargs = {}

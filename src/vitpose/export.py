@@ -3,7 +3,7 @@
 A ViTPose++ model is exported for one data set, with that data set's expert folded into the MLP and its head as the
 only head (`VitPoseForPoseEstimation.fold_experts`): the graph is a plain ViT, as fast as a dense one. A dense
 model with several heads (COCO+AiC+MPII) exports the head of the chosen data set. The flip test is not in the graph:
-`vitpose.backends.onnx.OnnxPoseModel` runs the mirrored crops in the same batch and flips back.
+`vitpose.inference.backends.onnx.OnnxPoseModel` runs the mirrored crops in the same batch and flips back.
 
 The model's config (of the exported, folded model) travels in the ONNX metadata (`vitpose_config`), so the file is
 all `OnnxPoseModel` needs.
@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vitpose.errors import MissingDependencyError, VitPoseError
 from vitpose.models.pose import VitPoseForPoseEstimation
 
 CONFIG_KEY = "vitpose_config"
@@ -68,7 +69,7 @@ def _resolve_index(model: VitPoseForPoseEstimation, dataset: int | str | None) -
         index = int(dataset)
     limit = model.config.backbone_config.num_experts if model.is_moe else model.config.num_heads
     if not 0 <= index < limit:
-        raise ValueError(
+        raise VitPoseError(
             f"dataset {dataset!r} (index {index}) is not served by this model: valid indices are 0..{limit - 1}"
             + ("" if limit > 1 else " (a single-data-set model: leave --dataset unset)")
         )
@@ -147,7 +148,7 @@ def _write_metadata(path: Path, entries: dict[str, str]) -> None:
     try:
         import onnx
     except ImportError as err:
-        raise ImportError("exporting to ONNX needs the onnx package: pip install onnx onnxruntime") from err
+        raise MissingDependencyError("exporting to ONNX needs the onnx package: pip install onnx onnxruntime") from err
     proto = onnx.load(str(path), load_external_data=False)  # weights over 2 GB stay in their external files
     for key, value in entries.items():
         item = proto.metadata_props.add()

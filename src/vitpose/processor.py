@@ -18,15 +18,21 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from vitpose.codec import UDPHeatmapCodec
+from vitpose.errors import VitPoseError
+from vitpose.hub import hub_options, resolve_file
+from vitpose.media import ImageLike, to_rgb_array
+from vitpose.ops.codec import UDPHeatmapCodec
+from vitpose.ops.geometry import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    box_to_center_scale,
+    crop_and_normalize,
+    crop_boxes_torch,
+    sampled_region,
+)
 from vitpose.pil_pixels import pil_pixels
-from vitpose.transforms import box_to_center_scale, crop_and_normalize, crop_boxes_torch, sampled_region
 
 PROCESSOR_NAME = "preprocessor_config.json"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-ImageLike = Any  # PIL.Image.Image | np.ndarray | torch.Tensor
 
 
 class BatchFeature(dict):
@@ -50,60 +56,6 @@ class BatchFeature(dict):
                     value = value.to(device) if device is not None else value
             out[key] = value
         return out
-
-
-def to_rgb_array(image: ImageLike, index: int = 0) -> np.ndarray:
-    """One image as an (H, W, 3) array: uint8 where the input is 8-bit, float32 otherwise.
-
-    Accepts PIL images (any mode), numpy arrays and torch tensors, channels-last (H, W, C) or channels-first
-    (C, H, W), with C = 1 (grayscale), 3 (RGB) or 4 (RGBA: alpha dropped), and 2-D grayscale arrays.
-    """
-    where = f"image {index}"
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - pillow is a dependency
-        Image = None
-    if Image is not None and isinstance(image, Image.Image):
-        if image.mode not in ("RGB", "L", "RGBA", "P", "LA", "CMYK", "YCbCr", "1"):
-            raise ValueError(f"{where}: PIL mode {image.mode!r} is not supported; convert it to RGB or L")
-        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-    if isinstance(image, torch.Tensor):
-        image = image.detach().cpu().numpy()
-    if not isinstance(image, np.ndarray):
-        raise TypeError(
-            f"{where} is a {type(image).__name__}; images must be PIL images, numpy arrays (H, W, 3) or "
-            "torch tensors (3, H, W)"
-        )
-    arr = image
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.ndim != 3:
-        raise ValueError(f"{where} has shape {arr.shape}; expected (H, W), (H, W, C) or (C, H, W) with C in 1, 3, 4")
-    if arr.shape[-1] not in (1, 3, 4) and arr.shape[0] in (1, 3, 4):
-        arr = arr.transpose(1, 2, 0)  # channels-first -> channels-last
-    if arr.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"{where} has shape {image.shape}; expected (H, W), (H, W, C) or (C, H, W) with C in 1, 3, 4")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{where} is empty (shape {image.shape})")
-    if arr.shape[-1] == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    elif arr.shape[-1] == 4:
-        arr = arr[:, :, :3]
-    if arr.dtype == np.uint8:
-        return np.ascontiguousarray(arr)
-    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise TypeError(f"{where} has dtype {arr.dtype}; use uint8 (0-255) or float (0-255) pixels")
-    if np.issubdtype(arr.dtype, np.integer):
-        if arr.min() < 0 or arr.max() > 255:
-            raise ValueError(
-                f"{where} has {arr.dtype} values in [{arr.min()}, {arr.max()}]; 8-bit pixels (0-255) are expected: "
-                "convert 16-bit images to 8-bit first"
-            )
-        return np.ascontiguousarray(arr.astype(np.uint8))
-    arr = arr.astype(np.float32)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{where} contains NaN or infinite pixel values")
-    return np.ascontiguousarray(arr)
 
 
 _POOL: Any = None
@@ -175,7 +127,7 @@ def normalize_boxes(boxes: Any, num_images: int | None) -> list[np.ndarray]:
     arrays of COCO [x, y, w, h] boxes, or a (num_images, n, 4) array. For a single image a flat (n, 4) list is
     accepted too. `num_images` None takes the count from `boxes`."""
     if boxes is None:
-        raise ValueError(
+        raise VitPoseError(
             "boxes are required: one list of person boxes (COCO [x, y, width, height]) per image, e.g. from a "
             "detector such as RT-DETR; pass [[0, 0, width, height]] to use a whole image that is already a crop"
         )
@@ -187,12 +139,12 @@ def normalize_boxes(boxes: Any, num_images: int | None) -> list[np.ndarray]:
         elif boxes.ndim == 3 or (boxes.ndim == 1 and boxes.dtype == object):
             boxes = list(boxes)
         else:
-            raise ValueError(f"boxes array has shape {boxes.shape}; expected (num_images, num_boxes, 4)")
+            raise VitPoseError(f"boxes array has shape {boxes.shape}; expected (num_images, num_boxes, 4)")
     boxes = list(boxes)
     if num_images == 1 and boxes and _is_box(boxes[0]):
         boxes = [boxes]  # a flat list of boxes for the one image
     if num_images is not None and len(boxes) != num_images:
-        raise ValueError(
+        raise VitPoseError(
             f"got boxes for {len(boxes)} images but {num_images} images; pass one list of boxes per image "
             "(an empty list for an image with no person)"
         )
@@ -203,11 +155,11 @@ def normalize_boxes(boxes: Any, num_images: int | None) -> list[np.ndarray]:
         try:
             arr = np.asarray(image_boxes, dtype=np.float64)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"boxes of image {i} are not numeric [x, y, width, height] lists: {err}") from None
+            raise VitPoseError(f"boxes of image {i} are not numeric [x, y, width, height] lists: {err}") from None
         if arr.size == 0:
             arr = arr.reshape(0, 4)
         if arr.ndim != 2 or arr.shape[1] != 4:
-            raise ValueError(
+            raise VitPoseError(
                 f"boxes of image {i} have shape {arr.shape}; expected (num_boxes, 4) COCO [x, y, width, height]"
             )
         out.append(arr)
@@ -218,7 +170,7 @@ def _centers_scales(boxes: np.ndarray, image: int, input_size: tuple[int, int], 
     try:
         return box_to_center_scale(boxes, input_size=input_size, padding=padding)
     except ValueError as err:
-        raise ValueError(f"image {image}: {err}") from None
+        raise VitPoseError(f"image {image}: {err}") from None
 
 
 class VitPoseImageProcessor:
@@ -251,7 +203,7 @@ class VitPoseImageProcessor:
     ) -> None:
         size = dict(size or {"height": 256, "width": 192})
         if set(size) != {"height", "width"}:
-            raise ValueError(f"size must be {{'height': H, 'width': W}}, got {size}")
+            raise VitPoseError(f"size must be {{'height': H, 'width': W}}, got {size}")
         self.size = {"height": int(size["height"]), "width": int(size["width"])}
         self.do_affine_transform = bool(do_affine_transform)
         self.do_rescale = bool(do_rescale)
@@ -277,9 +229,7 @@ class VitPoseImageProcessor:
     def from_pretrained(cls, source: str | os.PathLike[str], **kwargs: Any) -> VitPoseImageProcessor:
         """Read `preprocessor_config.json` of a directory or hub id; the defaults (the original's) where there is
         none (an original `.pth` file, or a directory with weights only). Keyword arguments override the file."""
-        from vitpose.checkpoints import resolve_file
-
-        hub = {k: kwargs.pop(k) for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
+        hub = hub_options(kwargs, pop=True)
         settings: dict[str, Any] = {}
         if not Path(source).is_file():
             path = resolve_file(source, PROCESSOR_NAME, required=False, **hub)
@@ -287,7 +237,7 @@ class VitPoseImageProcessor:
                 try:
                     settings = json.loads(Path(path).read_text())
                 except (OSError, json.JSONDecodeError) as err:
-                    raise ValueError(f"cannot read {path}: {err}") from err
+                    raise VitPoseError(f"cannot read {path}: {err}") from err
         settings.update(kwargs)
         return cls(**settings)
 
@@ -353,7 +303,7 @@ class VitPoseImageProcessor:
             crops = [to_rgb_array(img, i)[None] for i, img in enumerate(image_list)]
             for i, crop in enumerate(crops):
                 if crop.shape[1:3] != (self.size["height"], self.size["width"]):
-                    raise ValueError(
+                    raise VitPoseError(
                         f"image {i} is {crop.shape[2]}x{crop.shape[1]} but do_affine_transform=False needs crops "
                         f"of {self.size['width']}x{self.size['height']}"
                     )
@@ -362,7 +312,7 @@ class VitPoseImageProcessor:
             pixel_values = pixel_values.to(device)
         if dtype is not None:
             if not dtype.is_floating_point:
-                raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype}")
+                raise VitPoseError(f"dtype must be a floating-point torch dtype, got {dtype}")
             pixel_values = pixel_values.to(dtype)
         if return_tensors in ("pt", "torch"):
             return BatchFeature(pixel_values=pixel_values)
@@ -370,7 +320,7 @@ class VitPoseImageProcessor:
             return BatchFeature(pixel_values=pixel_values.cpu().numpy())
         if return_tensors is None:
             return BatchFeature(pixel_values=list(pixel_values.cpu().numpy()))
-        raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
+        raise VitPoseError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
 
     def crop_regions(
         self,
@@ -385,7 +335,7 @@ class VitPoseImageProcessor:
         Args:
             images: the images (any form `preprocess` takes).
             centers, scales: per image, ``(n_i, 2)`` region centres and extents in pixels
-                (`vitpose.transforms.box_to_center_scale`).
+                (`vitpose.ops.geometry.box_to_center_scale`).
             device: where the crops are made and returned (the CPU by default).
             crop_backend: "auto", "cv2" or "torch", as in `preprocess`.
 
@@ -393,9 +343,9 @@ class VitPoseImageProcessor:
             `pixel_values` (sum n_i, 3, H, W) float32, in order.
         """
         if crop_backend not in ("auto", "cv2", "torch"):
-            raise ValueError(f"crop_backend must be 'auto', 'cv2' or 'torch', got {crop_backend!r}")
+            raise VitPoseError(f"crop_backend must be 'auto', 'cv2' or 'torch', got {crop_backend!r}")
         if not (len(images) == len(centers) == len(scales)):
-            raise ValueError(f"got {len(images)} images, {len(centers)} center arrays and {len(scales)} scale arrays")
+            raise VitPoseError(f"got {len(images)} images, {len(centers)} center arrays and {len(scales)} scale arrays")
         target = torch.device(device) if device is not None else torch.device("cpu")
         use_torch = crop_backend == "torch" or (crop_backend == "auto" and target.type != "cpu")
         h, w = self.size["height"], self.size["width"]
@@ -493,7 +443,7 @@ class VitPoseImageProcessor:
         start = 0
         for crop in crops:
             if crop.shape[1:] != (h, w, 3):
-                raise ValueError(f"crops must have shape (n, {h}, {w}, 3), got {crop.shape}")
+                raise VitPoseError(f"crops must have shape (n, {h}, {w}, 3), got {crop.shape}")
             self._warn_if_prescaled(crop)
             for i in range(crop.shape[0]):
                 for ch in range(3):
@@ -527,18 +477,18 @@ class VitPoseImageProcessor:
         heatmaps = outputs if isinstance(outputs, torch.Tensor) else _get(outputs, "heatmaps")
         num_keypoints = None if isinstance(outputs, torch.Tensor) else _get(outputs, "num_keypoints", None)
         if heatmaps is None or heatmaps.ndim != 4:
-            raise ValueError("outputs must hold heatmaps of shape (num_boxes, num_keypoints, height, width)")
+            raise VitPoseError("outputs must hold heatmaps of shape (num_boxes, num_keypoints, height, width)")
         per_image = normalize_boxes(boxes, None)
         if target_sizes is not None:
             if len(target_sizes) != len(per_image):
-                raise ValueError(f"got {len(target_sizes)} target_sizes for {len(per_image)} images")
+                raise VitPoseError(f"got {len(target_sizes)} target_sizes for {len(per_image)} images")
             per_image = [
                 b * np.array([w, h, w, h], dtype=np.float64)
                 for b, (h, w) in zip(per_image, [tuple(map(float, s)) for s in target_sizes], strict=True)
             ]
         total = sum(len(b) for b in per_image)
         if total != heatmaps.shape[0]:
-            raise ValueError(
+            raise VitPoseError(
                 f"{heatmaps.shape[0]} heatmaps but {total} boxes; pass the same boxes that were given to the processor"
             )
         flat = np.concatenate(per_image) if total else np.zeros((0, 4))
@@ -588,5 +538,5 @@ def _get(outputs: Any, name: str, default: Any = ...) -> Any:
     else:
         value = getattr(outputs, name, None)
     if value is None and default is ...:
-        raise ValueError(f"outputs has no {name!r}; pass the model's output")
+        raise VitPoseError(f"outputs has no {name!r}; pass the model's output")
     return value

@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from vitpose.datasets.metadata import DatasetInfo, get_dataset_info
+from vitpose.errors import VitPoseError
 
 __all__ = ["default_radius", "default_thickness", "draw_poses"]
 
@@ -49,11 +50,11 @@ def _to_rgb(image: Any) -> np.ndarray:
         image = image.convert("RGB")  # PIL (any mode) -> RGB
     array = np.asarray(image)
     if array.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 RGB, got dtype {array.dtype}")
+        raise VitPoseError(f"image must be uint8 RGB, got dtype {array.dtype}")
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[2] not in (1, 3):
-        raise ValueError(f"image must have shape (H, W, 3) (RGB) or (H, W), got {array.shape}")
+        raise VitPoseError(f"image must have shape (H, W, 3) (RGB) or (H, W), got {array.shape}")
     if array.shape[2] == 1:
         array = np.repeat(array, 3, axis=2)
     return np.ascontiguousarray(array).copy()
@@ -65,9 +66,9 @@ def _colors(name: str, value: Any, count: int) -> list[Color]:
     if array.shape == (3,):
         array = np.broadcast_to(array, (count, 3))
     if array.shape != (count, 3):
-        raise ValueError(f"{name} must be one RGB colour (3,) or one per item ({count}, 3), got {array.shape}")
+        raise VitPoseError(f"{name} must be one RGB colour (3,) or one per item ({count}, 3), got {array.shape}")
     if not np.all(np.isfinite(array)) or np.any(array < 0) or np.any(array > 255):
-        raise ValueError(f"{name} must hold values in [0, 255]")
+        raise VitPoseError(f"{name} must hold values in [0, 255]")
     return [(int(r), int(g), int(b)) for r, g, b in np.rint(array)]
 
 
@@ -151,7 +152,7 @@ def draw_poses(
     if kpts.ndim == 2:
         kpts = kpts[None]
     if kpts.ndim != 3 or kpts.shape[-1] != 2:
-        raise ValueError(f"keypoints must have shape (N, K, 2) or (K, 2), got {np.shape(keypoints)}")
+        raise VitPoseError(f"keypoints must have shape (N, K, 2) or (K, 2), got {np.shape(keypoints)}")
     n, k = kpts.shape[:2]
     if keypoint_scores is None:
         scores = np.full((n, k), np.inf)
@@ -160,13 +161,13 @@ def draw_poses(
         if scores.ndim == 1 and n == 1:
             scores = scores[None]
         if scores.shape != (n, k):
-            raise ValueError(f"keypoint_scores must have shape (N, K) = ({n}, {k}), got {np.shape(keypoint_scores)}")
+            raise VitPoseError(f"keypoint_scores must have shape (N, K) = ({n}, {k}), got {np.shape(keypoint_scores)}")
 
     info = get_dataset_info(dataset)
     layout_matches = k == info.num_keypoints
     if skeleton is None:
         if not layout_matches:
-            raise ValueError(
+            raise VitPoseError(
                 f"keypoints have K = {k} but data set {info.name!r} has {info.num_keypoints} keypoints; "
                 "pick the matching dataset or pass skeleton= for a custom layout"
             )
@@ -176,12 +177,12 @@ def draw_poses(
         if links.size == 0:
             links = np.zeros((0, 2), dtype=np.int64)
         if links.ndim != 2 or links.shape[1] != 2:
-            raise ValueError(f"skeleton must have shape (L, 2), got {links.shape}")
+            raise VitPoseError(f"skeleton must have shape (L, 2), got {links.shape}")
         if not np.issubdtype(links.dtype, np.integer):
-            raise ValueError("skeleton must hold integer keypoint indices")
+            raise VitPoseError("skeleton must hold integer keypoint indices")
         links = links.astype(np.int64)
         if links.size and (links.min() < 0 or links.max() >= k):
-            raise ValueError(f"skeleton indices must lie in [0, {k}), got range [{links.min()}, {links.max()}]")
+            raise VitPoseError(f"skeleton indices must lie in [0, {k}), got range [{links.min()}, {links.max()}]")
 
     if keypoint_colors is not None:
         point_colors = _colors("keypoint_colors", keypoint_colors, k)
@@ -202,13 +203,13 @@ def draw_poses(
         if box_array.ndim == 1 and n == 1:
             box_array = box_array[None]
         if box_array.shape != (n, 4):
-            raise ValueError(f"boxes must have shape (N, 4) = ({n}, 4) COCO xywh, got {np.shape(boxes)}")
+            raise VitPoseError(f"boxes must have shape (N, 4) = ({n}, 4) COCO xywh, got {np.shape(boxes)}")
     (box_rgb,) = _colors("box_color", box_color, 1)
 
     radius = default_radius(height, width) if radius is None else int(radius)
     thickness = default_thickness(height, width) if thickness is None else int(thickness)
     if radius < 1 or thickness < 1:
-        raise ValueError(f"radius and thickness must be >= 1, got {radius} and {thickness}")
+        raise VitPoseError(f"radius and thickness must be >= 1, got {radius} and {thickness}")
     radii = np.full(k, radius, dtype=np.int64)
     if layout_matches and info.parts:
         for part in _SMALL_PARTS:

@@ -20,6 +20,8 @@ from functools import cached_property
 
 import numpy as np
 
+from vitpose.errors import DatasetError
+
 __all__ = ["DATASETS", "DATASET_NAMES", "DatasetInfo", "get_dataset_info"]
 
 Color = tuple[int, int, int]
@@ -89,69 +91,69 @@ class DatasetInfo:
         where = f"DatasetInfo {self.name!r}"
         k = len(self.keypoint_names)
         if not self.name:
-            raise ValueError("DatasetInfo needs a non-empty name")
+            raise DatasetError("DatasetInfo needs a non-empty name")
         if self.dataset_index < 0:
-            raise ValueError(f"{where}: dataset_index must be >= 0, got {self.dataset_index}")
+            raise DatasetError(f"{where}: dataset_index must be >= 0, got {self.dataset_index}")
         if k == 0:
-            raise ValueError(f"{where}: no keypoints")
+            raise DatasetError(f"{where}: no keypoints")
         if len(set(self.keypoint_names)) != k:
             dup = sorted({n for n in self.keypoint_names if self.keypoint_names.count(n) > 1})
-            raise ValueError(f"{where}: duplicate keypoint names {dup}")
+            raise DatasetError(f"{where}: duplicate keypoint names {dup}")
         for label, values in (
             ("sigmas", self.sigmas),
             ("joint_weights", self.joint_weights),
             ("keypoint_colors", self.keypoint_colors),
         ):
             if len(values) != k:
-                raise ValueError(f"{where}: {label} has {len(values)} entries, expected {k} (one per keypoint)")
+                raise DatasetError(f"{where}: {label} has {len(values)} entries, expected {k} (one per keypoint)")
         if len(self.link_colors) != len(self.skeleton):
-            raise ValueError(
+            raise DatasetError(
                 f"{where}: link_colors has {len(self.link_colors)} entries, expected {len(self.skeleton)} "
                 "(one per skeleton link)"
             )
         if any(not s > 0 for s in self.sigmas):
-            raise ValueError(f"{where}: OKS sigmas must be positive")
+            raise DatasetError(f"{where}: OKS sigmas must be positive")
         if any(not w >= 0 for w in self.joint_weights):
-            raise ValueError(f"{where}: joint weights must be non-negative")
+            raise DatasetError(f"{where}: joint weights must be non-negative")
 
         def check_index(label: str, i: int) -> None:
             if not 0 <= i < k:
-                raise ValueError(f"{where}: {label} index {i} out of range [0, {k})")
+                raise DatasetError(f"{where}: {label} index {i} out of range [0, {k})")
 
         for a, b in self.skeleton:
             check_index("skeleton", a)
             check_index("skeleton", b)
             if a == b:
-                raise ValueError(f"{where}: skeleton link ({a}, {b}) joins a keypoint to itself")
+                raise DatasetError(f"{where}: skeleton link ({a}, {b}) joins a keypoint to itself")
         seen: set[int] = set()
         for a, b in self.flip_pairs:
             check_index("flip_pairs", a)
             check_index("flip_pairs", b)
             if a == b:
-                raise ValueError(f"{where}: flip pair ({a}, {b}) pairs a keypoint with itself")
+                raise DatasetError(f"{where}: flip pair ({a}, {b}) pairs a keypoint with itself")
             if a in seen or b in seen:
-                raise ValueError(f"{where}: keypoint in flip pair ({a}, {b}) already appears in another pair")
+                raise DatasetError(f"{where}: keypoint in flip pair ({a}, {b}) already appears in another pair")
             seen.update((a, b))
         for label, ids in (("upper_body_ids", self.upper_body_ids), ("lower_body_ids", self.lower_body_ids)):
             for i in ids:
                 check_index(label, i)
             if len(set(ids)) != len(ids):
-                raise ValueError(f"{where}: {label} has repeated indices")
+                raise DatasetError(f"{where}: {label} has repeated indices")
         overlap = set(self.upper_body_ids) & set(self.lower_body_ids)
         if overlap:
-            raise ValueError(f"{where}: keypoints {sorted(overlap)} are both upper and lower body")
+            raise DatasetError(f"{where}: keypoints {sorted(overlap)} are both upper and lower body")
         for label, colors in (("keypoint_colors", self.keypoint_colors), ("link_colors", self.link_colors)):
             for col in colors:
                 if len(col) != 3 or any(not 0 <= c <= 255 for c in col):
-                    raise ValueError(f"{where}: {label} entry {col} is not an RGB triple in [0, 255]")
+                    raise DatasetError(f"{where}: {label} entry {col} is not an RGB triple in [0, 255]")
         if self.parts is not None:
             spans = sorted(self.parts.values())
             for start, stop in spans:
                 if not 0 <= start < stop <= k:
-                    raise ValueError(f"{where}: part range [{start}, {stop}) is empty or outside [0, {k})")
+                    raise DatasetError(f"{where}: part range [{start}, {stop}) is empty or outside [0, {k})")
             for (_, stop), (start, _) in itertools.pairwise(spans):
                 if start < stop:
-                    raise ValueError(f"{where}: part ranges overlap")
+                    raise DatasetError(f"{where}: part ranges overlap")
 
     def __hash__(self) -> int:
         # The generated hash would fail on the ``parts`` dict; name and index identify a data set.
@@ -493,7 +495,7 @@ DATASET_NAMES: tuple[str, ...] = tuple(DATASETS)
 
 _BY_INDEX: dict[int, DatasetInfo] = {info.dataset_index: info for info in DATASETS.values()}
 if sorted(_BY_INDEX) != list(range(len(DATASETS))):  # pragma: no cover - guards the tables above
-    raise ValueError("dataset indices must be 0..N-1 without gaps")
+    raise DatasetError("dataset indices must be 0..N-1 without gaps")
 
 # Normalised alias -> canonical name (normalisation: lower case, '-', '_' and spaces removed).
 _ALIASES: dict[str, str] = {

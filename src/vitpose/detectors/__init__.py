@@ -11,11 +11,12 @@ names) and returns one `Detections` per image: (n, 4) float32 COCO [x, y, width,
 - `build_detector(name)`: one of them by the CLI's name, "auto" choosing RT-DETR when it can be loaded.
 """
 
-from vitpose.detectors.base import Detections, DetectorError, PersonDetector, check_images
+from vitpose.detectors.base import Detections, PersonDetector, check_images
 from vitpose.detectors.boxes import BoxesDetector, BoxesFileError, FullImageDetector, UnknownImageError
 from vitpose.detectors.build import DETECTOR_NAMES, build_detector
 from vitpose.detectors.hog import HOGDetector, nms_xywh
 from vitpose.detectors.rtdetr import ANIMAL_LABEL_NAMES, ANIMAL_LABELS, PERSON_LABEL, RTDetrDetector
+from vitpose.errors import DetectorError
 
 __all__ = [
     "ANIMAL_LABELS",

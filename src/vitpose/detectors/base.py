@@ -8,12 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-
-class DetectorError(RuntimeError):
-    """A detector that cannot be built or run here (weights not loadable, OpenCV without HOG, ...).
-
-    The message says what was tried and which other detector to use instead.
-    """
+from vitpose.errors import VitPoseError
 
 
 @dataclass
@@ -43,23 +38,23 @@ class Detections:
         scores = _numeric(self.scores, "scores", np.float32)
         labels = np.asarray(self.labels)
         if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise ValueError(f"Detections.boxes must have shape (n, 4) [x, y, width, height], got {boxes.shape}")
+            raise VitPoseError(f"Detections.boxes must have shape (n, 4) [x, y, width, height], got {boxes.shape}")
         n = len(boxes)
         if scores.shape != (n,):
-            raise ValueError(f"Detections.scores must have shape ({n},) for {n} boxes, got {np.shape(self.scores)}")
+            raise VitPoseError(f"Detections.scores must have shape ({n},) for {n} boxes, got {np.shape(self.scores)}")
         if labels.size == 0:
             labels = labels.reshape(-1).astype(np.int64)
         if labels.shape != (n,):
-            raise ValueError(f"Detections.labels must have shape ({n},) for {n} boxes, got {labels.shape}")
+            raise VitPoseError(f"Detections.labels must have shape ({n},) for {n} boxes, got {labels.shape}")
         integral = labels.dtype.kind in "iu" or (
             labels.dtype.kind == "f" and bool(np.isfinite(labels).all()) and bool((labels % 1 == 0).all())
         )
         if not integral:
-            raise ValueError(f"Detections.labels must be integers, got {labels.dtype}: {labels[:5]}")
+            raise VitPoseError(f"Detections.labels must be integers, got {labels.dtype}: {labels[:5]}")
         bad = _bad_rows(boxes, scores)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise ValueError(
+            raise VitPoseError(
                 f"Detections: box {row} {boxes[row].tolist()} (score {scores[row]}) is not finite or has width or "
                 f"height <= 0; boxes are [x, y, width, height] with width > 0 and height > 0 "
                 f"({int(bad.sum())} such rows of {n})"
@@ -105,7 +100,7 @@ def _numeric(value: Any, name: str, dtype: Any) -> np.ndarray:
     try:
         return np.asarray(value, dtype=dtype)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"Detections.{name} must be numbers, got {type(value).__name__}: {err}") from None
+        raise VitPoseError(f"Detections.{name} must be numbers, got {type(value).__name__}: {err}") from None
 
 
 def _bad_rows(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -148,7 +143,7 @@ def check_images(
                 "(np.asarray(pil_image.convert('RGB')))"
             )
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
-            raise ValueError(
+            raise VitPoseError(
                 f"image {i} is a {image.dtype} array of shape {image.shape}; detectors take RGB uint8 arrays of shape "
                 "(H, W, 3) (convert grey or RGBA images to RGB, and float images to 0-255 uint8)"
             )
@@ -157,5 +152,5 @@ def check_images(
         return out, [None] * len(out)
     if isinstance(names, str) or not isinstance(names, Sequence) or len(names) != len(out):
         got = f"a {type(names).__name__}" if isinstance(names, str) or not isinstance(names, Sequence) else len(names)
-        raise ValueError(f"names must be a list with one name (or None) per image: {len(out)} images, got {got}")
+        raise VitPoseError(f"names must be a list with one name (or None) per image: {len(out)} images, got {got}")
     return out, list(names)

@@ -13,15 +13,16 @@ from typing import Any
 import numpy as np
 
 from vitpose.detectors.base import Detections, check_images
+from vitpose.errors import AnnotationError, VitPoseError
 
 COCO_PERSON = 1  # COCO's category id of person (1-based, as in COCO files)
 
 
-class BoxesFileError(ValueError):
+class BoxesFileError(AnnotationError):
     """A boxes file (or boxes argument) that cannot be used; the message names the file, the entry and the fault."""
 
 
-class UnknownImageError(ValueError, LookupError):
+class UnknownImageError(VitPoseError, LookupError):
     """An image that the boxes' annotations file does not list, so whether it has boxes cannot be told.
 
     A `ValueError` (a complaint about that one input image, which a pipeline can report and go on from) and a
@@ -183,7 +184,7 @@ class BoxesDetector:
         if not isinstance(entries, list):
             raise BoxesFileError(f"{path}: expected a JSON list of detections, got {type(entries).__name__}")
         if not isinstance(score_threshold, int | float) or not math.isfinite(score_threshold):
-            raise ValueError(f"score_threshold must be a number, got {score_threshold!r}")
+            raise VitPoseError(f"score_threshold must be a number, got {score_threshold!r}")
         if isinstance(category_ids, int):
             category_ids = (category_ids,)
         if category_ids is not None:
@@ -246,7 +247,7 @@ class BoxesDetector:
         if not self.by_name:
             end = self._position + len(images)
             if end > len(self._entries):
-                raise ValueError(
+                raise VitPoseError(
                     f"{self.source}: boxes were given for {len(self._entries)} images by position, but images "
                     f"{self._position}..{end - 1} were asked for (call reset() to start again from the first)"
                 )
@@ -256,7 +257,7 @@ class BoxesDetector:
         out = []
         for i, name in enumerate(names):
             if name is None:
-                raise ValueError(
+                raise VitPoseError(
                     f"{self.source} gives boxes by image file name, but image {i} has no name: pass names=[...]"
                 )
             key = basename(name)

@@ -7,8 +7,7 @@ from typing import Any
 
 import torch
 
-from vitpose.checkpoints import is_hub_id
-from vitpose.detectors.base import DetectorError, PersonDetector
+from vitpose.detectors.base import PersonDetector
 from vitpose.detectors.boxes import FullImageDetector
 from vitpose.detectors.hog import HOGDetector
 from vitpose.detectors.rtdetr import (
@@ -18,6 +17,8 @@ from vitpose.detectors.rtdetr import (
     hub_reachable,
     import_transformers,
 )
+from vitpose.errors import DetectorError, VitPoseError
+from vitpose.hub import is_hub_id
 
 DETECTOR_NAMES = ("auto", "rtdetr", "hog", "full-image")
 _ALIASES = {"rt-detr": "rtdetr", "full": "full-image", "fullimage": "full-image"}
@@ -50,13 +51,13 @@ def build_detector(
     key = str(name).strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)
     if key not in DETECTOR_NAMES:
-        raise ValueError(f"unknown detector {name!r}: choose one of {', '.join(DETECTOR_NAMES)}")
+        raise VitPoseError(f"unknown detector {name!r}: choose one of {', '.join(DETECTOR_NAMES)}")
     if key == "full-image":
         _no_kwargs(key, kwargs)
         return FullImageDetector()
     if key == "hog":
         if animals:
-            raise ValueError(
+            raise VitPoseError(
                 "the HOG detector only finds upright people, not animals: use --detector rtdetr (COCO's animal "
                 "classes), full-image (images that are already crops of one animal) or --boxes FILE"
             )

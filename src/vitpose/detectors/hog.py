@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vitpose.detectors.base import Detections, DetectorError, check_images
+from vitpose.detectors.base import Detections, check_images
+from vitpose.errors import DetectorError, VitPoseError
 
 WEAK_WARNING = (
     "the HOG person detector is weak: it misses small, occluded, sitting or non-upright people and gives rough boxes. "
@@ -99,16 +100,16 @@ class HOGDetector:
         cv2 = _cv2()
         self.win_stride = _pair(win_stride, "win_stride", minimum=8)
         if self.win_stride[0] % 8 or self.win_stride[1] % 8:
-            raise ValueError(f"win_stride must be multiples of 8 (the HOG block stride), got {win_stride!r}")
+            raise VitPoseError(f"win_stride must be multiples of 8 (the HOG block stride), got {win_stride!r}")
         self.padding = _pair(padding, "padding", minimum=0)
         if not isinstance(scale, int | float) or not float(scale) > 1.0:
-            raise ValueError(f"scale must be a number > 1 (the pyramid step), got {scale!r}")
+            raise VitPoseError(f"scale must be a number > 1 (the pyramid step), got {scale!r}")
         if not isinstance(min_score, int | float) or not 0.0 <= float(min_score) < 1.0:
-            raise ValueError(f"min_score must be a number in [0, 1), got {min_score!r}")
+            raise VitPoseError(f"min_score must be a number in [0, 1), got {min_score!r}")
         if not isinstance(nms_iou, int | float) or not 0.0 < float(nms_iou) <= 1.0:
-            raise ValueError(f"nms_iou must be a number in (0, 1], got {nms_iou!r}")
+            raise VitPoseError(f"nms_iou must be a number in (0, 1], got {nms_iou!r}")
         if not isinstance(hit_threshold, int | float):
-            raise ValueError(f"hit_threshold must be a number, got {hit_threshold!r}")
+            raise VitPoseError(f"hit_threshold must be a number, got {hit_threshold!r}")
         self.hit_threshold = float(hit_threshold)
         self.scale = float(scale)
         self.min_score = float(min_score)
@@ -184,5 +185,5 @@ def _pair(value: Sequence[int], name: str, minimum: int) -> tuple[int, int]:
         or len(value) != 2
         or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= minimum for v in value)
     ):
-        raise ValueError(f"{name} must be a pair of integers >= {minimum} (x, y), got {value!r}")
+        raise VitPoseError(f"{name} must be a pair of integers >= {minimum} (x, y), got {value!r}")
     return int(value[0]), int(value[1])

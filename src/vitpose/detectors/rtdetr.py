@@ -14,7 +14,8 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from vitpose.detectors.base import Detections, DetectorError, check_images
+from vitpose.detectors.base import Detections, check_images
+from vitpose.errors import DetectorError, MissingDependencyError, VitPoseError
 
 INSTALL_HINT = 'pip install "vitpose[detector]"'
 
@@ -56,7 +57,7 @@ def import_transformers() -> Any:
     try:
         import transformers
     except ImportError as err:
-        raise ImportError(
+        raise MissingDependencyError(
             f"the RT-DETR person detector needs transformers, which is not installed: {INSTALL_HINT} "
             "(or use --detector hog / full-image, or --boxes FILE)"
         ) from err
@@ -131,7 +132,7 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
     try:
         return torch.device(device)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"invalid device {device!r}: {err} (use e.g. 'cpu', 'cuda' or 'cuda:1')") from None
+        raise VitPoseError(f"invalid device {device!r}: {err} (use e.g. 'cpu', 'cuda' or 'cuda:1')") from None
 
 
 def _first_line(err: BaseException) -> str:
@@ -176,7 +177,7 @@ class RTDetrDetector:
         self.threshold = _check_threshold(threshold)
         self.labels = _check_labels(labels)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+            raise VitPoseError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
         self.device = _resolve_device(device)
         import_transformers()
@@ -192,7 +193,7 @@ class RTDetrDetector:
         num_labels = int(getattr(self.model.config, "num_labels", 0))
         outside = [label for label in self.labels if label >= num_labels]
         if outside:
-            raise ValueError(f"labels {outside} are not in {self.model_id!r}, whose labels are 0..{num_labels - 1}")
+            raise VitPoseError(f"labels {outside} are not in {self.model_id!r}, whose labels are 0..{num_labels - 1}")
         self.id2label: dict[int, str] = {int(k): str(v) for k, v in getattr(self.model.config, "id2label", {}).items()}
         if self.labels == (PERSON_LABEL,):
             _check_label_names(self.model_id, {PERSON_LABEL: "person"}, self.id2label)
@@ -251,7 +252,7 @@ class RTDetrDetector:
 
 def _check_threshold(threshold: float) -> float:
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 <= float(threshold) < 1.0:
-        raise ValueError(f"threshold must be a number in [0, 1), got {threshold!r}")
+        raise VitPoseError(f"threshold must be a number in [0, 1), got {threshold!r}")
     return float(threshold)
 
 
@@ -259,10 +260,10 @@ def _check_labels(labels: Sequence[int]) -> tuple[int, ...]:
     if isinstance(labels, int) and not isinstance(labels, bool):
         labels = (labels,)
     if isinstance(labels, str) or not isinstance(labels, Sequence) or not labels:
-        raise ValueError(f"labels must be a non-empty list of label ids (0 = person in COCO), got {labels!r}")
+        raise VitPoseError(f"labels must be a non-empty list of label ids (0 = person in COCO), got {labels!r}")
     bad = [label for label in labels if isinstance(label, bool) or not isinstance(label, int | np.integer)]
     if bad or any(label < 0 for label in labels):
-        raise ValueError(f"labels must be non-negative integer label ids (0 = person in COCO), got {list(labels)}")
+        raise VitPoseError(f"labels must be non-negative integer label ids (0 = person in COCO), got {list(labels)}")
     return tuple(int(label) for label in labels)
 
 
@@ -286,7 +287,7 @@ def _check_label_names(model: str, expected: Mapping[int, str], id2label: Mappin
 
 def _load(model: str, hub_kwargs: dict[str, Any]) -> tuple[Any, Any]:
     """(image processor, model): from the local cache first, so that a cached checkpoint needs no connection."""
-    from vitpose.checkpoints import is_hub_id
+    from vitpose.hub import is_hub_id
 
     local = Path(model).is_dir()
     if not local and (Path(model).exists() or not is_hub_id(model)):

@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 
 from vitpose.datasets.metadata import DATASETS, DatasetInfo, get_dataset_info
+from vitpose.errors import AnnotationError, MissingDependencyError, VitPoseError
 
 __all__ = [
     "METRIC_NAMES",
@@ -85,13 +86,6 @@ _AREA_FROM_BOX = 0.53
 
 DatasetLike = str | int | DatasetInfo
 PathLike = str | os.PathLike
-
-
-class AnnotationError(ValueError):
-    """A keypoint annotation file or a predictions file (or list) that cannot be scored as it is.
-
-    The message names the file, the entry (index, and id where there is one), the field, and what to do.
-    """
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -179,7 +173,7 @@ def _pycocotools():
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
+        raise MissingDependencyError(
             'keypoint AP needs pycocotools: pip install "vitpose[eval]" (or pip install pycocotools)'
         ) from err
     return COCO, COCOeval
@@ -653,7 +647,7 @@ def coco_keypoint_metrics(
     """
     gt, info = _annotations_and_info(annotations, dataset)
     if info.parts is not None:
-        raise ValueError(
+        raise VitPoseError(
             f"dataset {info.name!r} is scored part by part: use wholebody_metrics() or evaluate_predictions()"
         )
     preds, source = _read_predictions(predictions)
@@ -671,7 +665,7 @@ def _part_range(info: DatasetInfo, part: str) -> tuple[int, int]:
     if part == "wholebody":
         return 0, info.num_keypoints
     if info.parts is None or part not in info.parts:
-        raise ValueError(f"unknown part {part!r}; valid parts: {', '.join(WHOLEBODY_PARTS)}")
+        raise VitPoseError(f"unknown part {part!r}; valid parts: {', '.join(WHOLEBODY_PARTS)}")
     return info.parts[part]
 
 

@@ -25,7 +25,7 @@ What the original does on loading (``_get_db``), reproduced by :func:`load_mpii`
 * The centre and the joints are shifted by ``-1`` (1-based to 0-based).
 * The original holds centre and scale in ``float32``; the same ``float32`` steps are taken here, then stored as
   ``float64``. :class:`MpiiSample` keeps the extent **in pixels** (``scale * 1.25 * 200``), the unit of
-  :func:`vitpose.transforms.crop_boxes` and :meth:`vitpose.codec.UDPHeatmapCodec.decode`.
+  :func:`vitpose.ops.geometry.crop_boxes` and :meth:`vitpose.ops.codec.UDPHeatmapCodec.decode`.
 
 PCKh (``evaluate``), reproduced by :func:`pckh`
 -----------------------------------------------
@@ -72,6 +72,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from vitpose.datasets import get_dataset_info
+from vitpose.errors import AnnotationError, MissingDependencyError, VitPoseError
 
 __all__ = [
     "MPII_JOINT_NAMES",
@@ -117,7 +118,7 @@ HEAD_SOURCES = ("headbox", "mat", "neck_head_top")
 _JSON_FIELDS = "image, joints, joints_vis, center, scale"
 
 
-class MpiiAnnotationError(ValueError):
+class MpiiAnnotationError(AnnotationError):
     """An MPII annotation (JSON) or head-box (``.mat``) file that cannot be used; the message names the file, the
     entry and the field, and says what to do."""
 
@@ -218,7 +219,7 @@ def load_mpii_headboxes(path: str | Path) -> np.ndarray:
     try:
         from scipy.io import loadmat
     except ImportError as exc:  # pragma: no cover - scipy is installed in the test environment
-        raise ImportError(
+        raise MissingDependencyError(
             f"reading head boxes from {path} needs scipy (pip install scipy); alternatively give each JSON entry a "
             "'headbox' field [[x1, y1], [x2, y2]]"
         ) from exc
@@ -476,9 +477,9 @@ def _normalised_errors(predictions: ArrayLike, samples: Sequence[MpiiSample]) ->
     number of samples left out for want of one."""
     pred = np.asarray(predictions, dtype=np.float64)
     if pred.ndim != 3 or pred.shape[1] != NUM_JOINTS or pred.shape[2] not in (2, 3):
-        raise ValueError(f"predictions must have shape (N, 16, 2) (or (N, 16, 3) with scores), got {pred.shape}")
+        raise VitPoseError(f"predictions must have shape (N, 16, 2) (or (N, 16, 3) with scores), got {pred.shape}")
     if pred.shape[0] != len(samples):
-        raise ValueError(f"{pred.shape[0]} predictions for {len(samples)} samples: pass one (16, 2) array per sample")
+        raise VitPoseError(f"{pred.shape[0]} predictions for {len(samples)} samples: pass one (16, 2) array per sample")
     keep = [i for i, s in enumerate(samples) if s.head_size is not None]
     excluded = len(samples) - len(keep)
     if not keep:
@@ -620,8 +621,6 @@ def mpii_to_coco(
     Returns:
         The dict, JSON-serialisable.
     """
-    from vitpose.datasets import get_dataset_info
-
     info = get_dataset_info("mpii")
     images: dict[str, int] = {}
     image_list: list[dict[str, Any]] = []

@@ -31,9 +31,10 @@ import numpy as np
 import torch
 
 from vitpose.datasets import DatasetInfo, get_dataset_info
-from vitpose.evaluation.oks import oks_nms
-from vitpose.pipeline import PoseEstimator
-from vitpose.transforms import box_to_center_scale
+from vitpose.errors import AnnotationError
+from vitpose.inference.estimator import PoseEstimator
+from vitpose.media import find_image_files
+from vitpose.ops.oks import pose_nms
 
 METRIC_KEYS = ("AP", "AP50", "AP75", "APm", "APl", "AR")
 
@@ -76,8 +77,8 @@ class EvalReport:
         return format_metrics_table(self.metrics, self.dataset.display_name or self.dataset.name)
 
 
-class EvaluationError(ValueError):
-    """Inputs `evaluate` cannot work with (a missing image, a detection file that does not fit, ...)."""
+# The name earlier releases raised; every input problem of the evaluation is an AnnotationError (a VitPoseError).
+EvaluationError = AnnotationError
 
 
 def read_json(path: str | os.PathLike[str], what: str) -> Any:
@@ -163,32 +164,6 @@ def _estimator(
             "with its head (original .pth files keep every head)"
         )
     return estimator
-
-
-def find_image_files(images: str | os.PathLike[str], entries: Sequence[tuple[Any, str]]) -> dict[Any, Path]:
-    """key -> file for `(key, file_name)` entries, looking for `file_name` under `images` (also by its base name).
-
-    Raises `EvaluationError` (a ValueError) for a missing folder, or naming the images that are not there.
-    """
-    root = Path(images)
-    if not root.is_dir():
-        raise EvaluationError(f"images folder not found: {root}")
-    found: dict[Any, Path] = {}
-    missing: list[str] = []
-    for key, name in entries:
-        for candidate in (root / name, root / Path(name).name):
-            if candidate.is_file():
-                found[key] = candidate
-                break
-        else:
-            missing.append(name)
-    if missing:
-        raise EvaluationError(
-            f"{len(missing)} of the {len(entries)} annotated images are not in {root}: {', '.join(missing[:5])}"
-            + (" ..." if len(missing) > 5 else "")
-            + " (is --images the folder these annotations were made for?)"
-        )
-    return found
 
 
 def _gt_boxes(annotations: Mapping[str, Any], dataset: DatasetInfo) -> dict[Any, list[tuple[list[float], float, int]]]:
@@ -335,12 +310,15 @@ def evaluate(
         count += len(result)
         keep = np.arange(len(result))
         if nms_thr is not None and len(result) > 1:
-            _, scales = box_to_center_scale(
-                result.boxes.astype(np.float64),
+            keep = pose_nms(
+                result.keypoints,
+                result.scores,
+                sigmas,
+                nms_thr,
+                boxes=result.boxes.astype(np.float64),
                 input_size=estimator.processor.input_size,
                 padding=estimator.processor.padding_factor,
             )
-            keep = np.sort(oks_nms(result.keypoints, result.scores, scales[:, 0] * scales[:, 1], sigmas, nms_thr))
         for i in keep:
             flat = np.concatenate([result.keypoints[i], result.keypoint_scores[i][:, None]], axis=1).reshape(-1)
             predictions.append(

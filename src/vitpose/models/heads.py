@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vitpose.errors import VitPoseError
+
 
 class SimpleHead(nn.Module):
     """The simple decoder: ReLU, bilinear upsampling x`scale_factor` (align_corners=False), 3x3 conv to K channels.
@@ -36,7 +38,7 @@ class SimpleHead(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """features (B, C, h, w) -> heatmaps (B, K, h * scale_factor, w * scale_factor)."""
         if features.ndim != 4 or features.shape[1] != self.final_layer.in_channels:
-            raise ValueError(
+            raise VitPoseError(
                 f"features must have shape (batch, {self.final_layer.in_channels}, height, width), "
                 f"got {tuple(features.shape)}"
             )

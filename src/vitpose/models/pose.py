@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -12,9 +12,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from vitpose.checkpoints import check_keys, load_checkpoint, resolve_dtype, save_checkpoint
 from vitpose.config import VitPoseConfig
+from vitpose.datasets import get_dataset_info
+from vitpose.device import resolve_device
+from vitpose.errors import VitPoseError
 from vitpose.models.heads import ClassicHead, SimpleHead, make_head
+from vitpose.models.loss import heatmap_mse_loss
+from vitpose.models.surgery import folded_experts
 from vitpose.models.vit import VitPoseBackbone, expert_groups
+from vitpose.ops.codec import flip_back
 from vitpose.parallel import cpu_streams, run_streams
 
 DatasetIndexLike = int | str | Sequence[int] | np.ndarray | torch.Tensor
@@ -102,17 +109,14 @@ class VitPoseForPoseEstimation(nn.Module):
         weights. `hub_kwargs` (`revision`, `cache_dir`, `token`, `local_files_only`) go to `huggingface_hub`.
         The model is returned in eval mode.
         """
-        from vitpose.checkpoints import load_model
-
-        return load_model(
-            source, device=_resolve_device(device_map, device), dtype=dtype or torch_dtype, config=config, **hub_kwargs
+        config, state, label = load_checkpoint(source, config=config, **hub_kwargs)
+        return build_model(
+            config, state, device=resolve_device(device, device_map), dtype=dtype or torch_dtype, source=label
         )
 
     def save_pretrained(self, save_directory: str | os.PathLike[str], safe_serialization: bool = True) -> None:
         """Write `config.json` and `model.safetensors` (or `pytorch_model.bin`) in the transformers hub format."""
-        from vitpose.checkpoints import save_model
-
-        save_model(self, save_directory, safe_serialization=safe_serialization)
+        save_checkpoint(self.config, self.state_dict(), save_directory, safe_serialization=safe_serialization)
 
     @property
     def device(self) -> torch.device:
@@ -159,9 +163,11 @@ class VitPoseForPoseEstimation(nn.Module):
             `VitPoseEstimatorOutput` with `heatmaps` (B, K, H/4, W/4), and `loss` (a scalar) when `labels` is given.
         """
         if labels is not None and flip_test:
-            raise ValueError("labels (training loss) cannot be combined with flip_test (a test-time augmentation)")
+            raise VitPoseError("labels (training loss) cannot be combined with flip_test (a test-time augmentation)")
         if output_attentions:
-            raise ValueError("output_attentions is not supported: attention runs in fused scaled_dot_product_attention")
+            raise VitPoseError(
+                "output_attentions is not supported: attention runs in fused scaled_dot_product_attention"
+            )
         pixel_values = self._check_pixel_values(pixel_values)
         batch = pixel_values.shape[0]
         index = self._dataset_index(dataset_index, batch, pixel_values.device)
@@ -181,8 +187,6 @@ class VitPoseForPoseEstimation(nn.Module):
         heatmaps, num_keypoints = self._run_heads(features, index, batch, pairs, flip_test)
         loss = None
         if labels is not None:
-            from vitpose.training.loss import heatmap_mse_loss
-
             loss = heatmap_mse_loss(heatmaps, labels, label_weights, num_keypoints)
         return VitPoseEstimatorOutput(
             loss=loss,
@@ -207,8 +211,9 @@ class VitPoseForPoseEstimation(nn.Module):
         return run_streams(part, batch, streams)
 
     def _heatmap_size(self) -> tuple[int, int]:
-        rows, cols = self.config.backbone_config.grid_size
-        return rows * 4, cols * 4
+        """(height, width) of the heatmaps, for tensors shaped (B, K, H, W)."""
+        width, height = self.config.heatmap_size
+        return height, width
 
     def _check_pixel_values(self, pixel_values: Any) -> torch.Tensor:
         bb = self.config.backbone_config
@@ -220,7 +225,7 @@ class VitPoseForPoseEstimation(nn.Module):
             )
         shape = tuple(pixel_values.shape)
         if pixel_values.ndim != 4 or shape[1] != bb.num_channels or list(shape[2:]) != list(bb.image_size):
-            raise ValueError(
+            raise VitPoseError(
                 f"pixel_values must have shape {expected}, got {shape}; crop each person box with "
                 "VitPoseImageProcessor(images, boxes=..., return_tensors='pt') first"
             )
@@ -238,19 +243,17 @@ class VitPoseForPoseEstimation(nn.Module):
         if dataset_index is None and not self.is_moe:
             dataset_index = 0  # a dense multi-head model (COCO+AiC+MPII): the main head unless told otherwise
         if dataset_index is None:
-            raise ValueError(
+            raise VitPoseError(
                 f"this is a ViTPose++ model with {num_experts} experts: pass dataset_index, a tensor of shape "
                 f"(batch_size,) with values in 0..{num_experts - 1} (0 COCO, 1 AI Challenger, 2 MPII, 3 AP-10K, "
                 "4 APT-36K, 5 COCO-WholeBody), e.g. dataset_index=torch.zeros(batch_size, dtype=torch.long)"
             )
         if isinstance(dataset_index, str):
-            from vitpose.datasets import get_dataset_info
-
             dataset_index = get_dataset_info(dataset_index).dataset_index
         index = torch.as_tensor(dataset_index, device="cpu")
         if index.is_floating_point():
             if not torch.equal(index, index.round()):
-                raise ValueError(f"dataset_index must hold integers, got {index.tolist()}")
+                raise VitPoseError(f"dataset_index must hold integers, got {index.tolist()}")
             index = index.long()
         if index.dtype == torch.bool or index.is_complex():
             raise TypeError(f"dataset_index must be an integer tensor, got {index.dtype}")
@@ -260,14 +263,14 @@ class VitPoseForPoseEstimation(nn.Module):
             # transformers broadcasts.
             index = index.reshape(1).expand(batch)
         if index.ndim != 1 or index.shape[0] != batch:
-            raise ValueError(
+            raise VitPoseError(
                 f"dataset_index must have shape (batch_size,) = ({batch},) or hold a single value, "
                 f"got shape {tuple(index.shape)}"
             )
         bad = index[(index < 0) | (index >= num_indices)]
         if bad.numel():
             what = f"{num_experts} experts" if self.is_moe else f"{num_indices} keypoint heads"
-            raise ValueError(
+            raise VitPoseError(
                 f"dataset_index values {sorted(set(bad.tolist()))} are out of range: this model has "
                 f"{what}, so valid indices are 0..{num_indices - 1}"
             )
@@ -294,11 +297,9 @@ class VitPoseForPoseEstimation(nn.Module):
         own_head = head is not self.keypoint_head
         if not own_head and self.config.flip_pairs is not None:
             return _as_pairs(self.config.flip_pairs, self.device)
-        from vitpose.datasets import get_dataset_info
-
         info = get_dataset_info(dataset_index if own_head else 0)
         if info.num_keypoints != head.num_keypoints:
-            raise ValueError(
+            raise VitPoseError(
                 f"the flip test needs left/right keypoint pairs for this {head.num_keypoints}-keypoint head: "
                 "pass flip_pairs=[[left, right], ...] or set config.flip_pairs"
             )
@@ -312,8 +313,6 @@ class VitPoseForPoseEstimation(nn.Module):
         pairs: torch.Tensor | None,
         flip_test: bool,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        from vitpose.codec import flip_back
-
         def run(head: SimpleHead | ClassicHead, samples: torch.Tensor | None, head_pairs_of: int) -> torch.Tensor:
             feats = (
                 features
@@ -354,49 +353,34 @@ class VitPoseForPoseEstimation(nn.Module):
         `part`; concatenated they are one C-wide Linear), and that data set's head becomes the main head. Tensors
         other than fc2 are shared with this model, not copied.
         """
-        from vitpose.checkpoints import fold_experts
+        config, state = folded_experts(self, dataset)
+        index = config.extra.get("folded_dataset_index")
+        return build_model(config, state, device=self.device, dtype=self.dtype, source=f"fold of expert {index}")
 
-        return fold_experts(self, dataset)
 
-
-def _resolve_device(
-    device_map: str | torch.device | dict[str, Any] | None, device: str | torch.device | None
-) -> torch.device | None:
-    """transformers' `device_map` ("cpu", "cuda", "auto", {"": device}) and the seed's `device=` to one device."""
-    if device is not None and device_map is not None and torch.device(str(device)) != _resolve_device(device_map, None):
-        raise ValueError(f"device={device!r} and device_map={device_map!r} disagree; pass one of them")
-    choice: Any = device if device is not None else device_map
-    if choice is None:
-        return None
-    if isinstance(choice, dict):
-        targets = set(map(str, choice.values()))
-        if len(targets) != 1:
-            raise ValueError(
-                f"device_map={choice!r} splits the model over several devices; ViTPose fits on one: pass one device"
-            )
-        choice = targets.pop()
-    if isinstance(choice, int):
-        choice = f"cuda:{choice}"
-    if choice == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        resolved = torch.device(choice)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"unknown device {choice!r}: use 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'") from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {choice!r} was asked for but CUDA is not available here; use 'cpu' or 'auto'")
-    mps = getattr(torch.backends, "mps", None)
-    if resolved.type == "mps" and not (mps is not None and mps.is_available()):
-        raise ValueError(f"device {choice!r} was asked for but MPS is not available here; use 'cpu' or 'auto'")
-    return resolved
+def build_model(
+    config: VitPoseConfig,
+    state: Mapping[str, torch.Tensor],
+    *,
+    device: torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    source: Any = "state dict",
+) -> VitPoseForPoseEstimation:
+    """A model in eval mode holding `state` (vitpose keys) without copying it: built on the meta device, then the
+    tensors are assigned. Floating tensors are cast to `dtype` (default float32, as transformers loads)."""
+    with torch.device("meta"):
+        model = VitPoseForPoseEstimation(config)
+    state = check_keys(model, state, source)
+    target = resolve_dtype(dtype)
+    state = {k: v.to(target) if v.is_floating_point() and v.dtype != target else v for k, v in state.items()}
+    model.load_state_dict(state, strict=True, assign=True)
+    if device is not None:
+        model.to(device)
+    return model.eval()
 
 
 def _as_pairs(pairs: torch.Tensor | Sequence[Sequence[int]], device: torch.device) -> torch.Tensor:
     out = torch.as_tensor(pairs, dtype=torch.long, device=device)
     if out.ndim != 2 or out.shape[1] != 2:
-        raise ValueError(f"flip_pairs must have shape (P, 2), got {tuple(out.shape)}")
+        raise VitPoseError(f"flip_pairs must have shape (P, 2), got {tuple(out.shape)}")
     return out

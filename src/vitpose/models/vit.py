@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitpose.config import VitPoseBackboneConfig
+from vitpose.errors import VitPoseError
 
 # One entry per expert a batch uses: (expert index, indices of its samples, or None when every sample uses it).
 ExpertGroups = list[tuple[int, torch.Tensor | None]]
@@ -101,7 +102,7 @@ class MoeMlp(nn.Module):
     def forward(self, x: torch.Tensor, groups: ExpertGroups | None = None) -> torch.Tensor:
         """x: (B, N, C); groups from `expert_groups(dataset_index)` -> (B, N, C)."""
         if groups is None:
-            raise ValueError("a mixture-of-experts MLP needs dataset_index")
+            raise VitPoseError("a mixture-of-experts MLP needs dataset_index")
         h = self.drop(self.act(self.fc1(x)))
         shared = self.fc2(h)
         if len(groups) == 1 and groups[0][1] is None:

@@ -2,7 +2,7 @@
 
 - `train(...)` / `TrainConfig` / `Trainer`: the loop (evaluation, checkpoints, resume, CSV log and plot, torchrun).
 - `KeypointDataset`, `MultiDataset`, `collate_samples`, `ResumableSampler`: top-down training samples from COCO-format
-  keypoint files, with the original augmentations and UDP heatmap targets from `vitpose.codec.UDPHeatmapCodec`.
+  keypoint files, with the original augmentations and UDP heatmap targets from `vitpose.ops.codec.UDPHeatmapCodec`.
 - `AugmentConfig`, `sample_geometry`: the augmentations as crop geometry.
 - `heatmap_mse_loss`: the weighted heatmap MSE (mmpose `JointsMSELoss(use_target_weight=True)`), also behind
   `VitPoseForPoseEstimation(..., labels=..., label_weights=...).loss`.
@@ -11,6 +11,13 @@
 - `load_dataset_info`, `dataset_info_from_dict`: custom data sets (keypoints, skeleton, flip pairs, sigmas) from JSON.
 """
 
+from vitpose.datasets.custom import (
+    dataset_info_from_dict,
+    infer_dataset_info,
+    load_dataset_info,
+    resolve_dataset_info,
+)
+from vitpose.models.loss import heatmap_mse_loss
 from vitpose.training.augment import AugmentConfig, CropGeometry, sample_geometry
 from vitpose.training.data import (
     KeypointDataset,
@@ -20,13 +27,6 @@ from vitpose.training.data import (
     collate_samples,
     load_coco_instances,
 )
-from vitpose.training.dataset_info import (
-    dataset_info_from_dict,
-    infer_dataset_info,
-    load_dataset_info,
-    resolve_dataset_info,
-)
-from vitpose.training.loss import heatmap_mse_loss
 from vitpose.training.model_setup import adapt_heads, build_training_model, is_preset, preset_config
 from vitpose.training.optim import (
     build_optimizer,

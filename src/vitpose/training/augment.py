@@ -12,7 +12,7 @@ The order and the distributions are those of the original training pipeline (mmp
    0.5``; kept as is), its box widened to the input aspect and scaled by 1.5;
 3. scale by ``clip(1 + 0.5 * N(0, 1), 0.5, 1.5)``; rotate, with probability 0.6, by ``clip(40 * N(0, 1), -80, 80)``
    degrees;
-4. the UDP affine warp (`vitpose.transforms.get_udp_warp_matrices`) of the centre, scale and rotation.
+4. the UDP affine warp (`vitpose.ops.geometry.get_udp_warp_matrices`) of the centre, scale and rotation.
 
 Instead of mirroring the image and then warping it, the flip is folded into the warp matrix (one ``warpAffine``
 of the original image): mirroring maps pixel centres onto pixel centres, so the crop is the same.
@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from vitpose.datasets import DatasetInfo
-from vitpose.transforms import get_udp_warp_matrices
+from vitpose.ops.geometry import get_udp_warp_matrices
 
 __all__ = ["AugmentConfig", "CropGeometry", "half_body_box", "sample_geometry"]
 

@@ -24,13 +24,13 @@ import cv2
 import numpy as np
 import torch
 
-from vitpose.codec import UDPHeatmapCodec
 from vitpose.datasets import DatasetInfo
-from vitpose.evaluation.pipeline import find_image_files
-from vitpose.processor import IMAGENET_MEAN, IMAGENET_STD
+from vitpose.datasets.custom import infer_dataset_info, resolve_dataset_info
+from vitpose.errors import VitPoseError
+from vitpose.media import find_image_files, load_image
+from vitpose.ops.codec import UDPHeatmapCodec
+from vitpose.ops.geometry import IMAGENET_MEAN, IMAGENET_STD, box_to_center_scale
 from vitpose.training.augment import AugmentConfig, CropGeometry, sample_geometry
-from vitpose.training.dataset_info import infer_dataset_info, resolve_dataset_info
-from vitpose.transforms import box_to_center_scale
 
 __all__ = [
     "Instances",
@@ -82,11 +82,11 @@ def read_annotations(annotations: str | os.PathLike[str] | Mapping[str, Any]) ->
         return annotations, "annotations"
     path = Path(annotations)
     if not path.is_file():
-        raise ValueError(f"annotation file not found: {path}")
+        raise VitPoseError(f"annotation file not found: {path}")
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: cannot read it as JSON ({err}); expected a COCO-format keypoint file") from None
+        raise VitPoseError(f"{path}: cannot read it as JSON ({err}); expected a COCO-format keypoint file") from None
     return data, str(path)
 
 
@@ -116,17 +116,17 @@ def load_coco_instances(
     data, name = read_annotations(annotations)
     name = source or name
     if not isinstance(data, Mapping) or not isinstance(data.get("images"), list):
-        raise ValueError(f"{name}: not a COCO-format keypoint file (no 'images' list)")
+        raise VitPoseError(f"{name}: not a COCO-format keypoint file (no 'images' list)")
     if not isinstance(data.get("annotations"), list):
-        raise ValueError(f"{name}: not a COCO-format keypoint file (no 'annotations' list)")
+        raise VitPoseError(f"{name}: not a COCO-format keypoint file (no 'annotations' list)")
     root = Path(images)
     if not root.is_dir():
-        raise ValueError(f"images folder not found: {root}")
+        raise VitPoseError(f"images folder not found: {root}")
     k = info.num_keypoints
     image_by_id: dict[Any, dict[str, Any]] = {}
     for img in data["images"]:
         if not isinstance(img, Mapping) or "id" not in img or "file_name" not in img:
-            raise ValueError(f"{name}: every image needs 'id' and 'file_name', got {img!r}"[:300])
+            raise VitPoseError(f"{name}: every image needs 'id' and 'file_name', got {img!r}"[:300])
         image_by_id[img["id"]] = dict(img)
 
     kept: list[tuple[Any, list[float], list[float], Any]] = []
@@ -135,7 +135,7 @@ def load_coco_instances(
             continue
         values = _flat_keypoints(ann, info)
         if len(values) != 3 * k:
-            raise ValueError(
+            raise VitPoseError(
                 f"{name}: annotation {ann.get('id')} has {len(values)} keypoint values ({len(values) / 3:g} "
                 f"keypoints) but the data set '{info.name}' has {k} keypoints (3 values each); pass the right "
                 "--dataset (a known name or a data set JSON file)"
@@ -144,10 +144,10 @@ def load_coco_instances(
             continue
         img = image_by_id.get(ann.get("image_id"))
         if img is None:
-            raise ValueError(f"{name}: annotation {ann.get('id')} refers to image_id {ann.get('image_id')!r}, "
+            raise VitPoseError(f"{name}: annotation {ann.get('id')} refers to image_id {ann.get('image_id')!r}, "
                              "which is not in 'images'")  # fmt: skip
         if "bbox" not in ann:
-            raise ValueError(f"{name}: annotation {ann.get('id')} has keypoints but no 'bbox'")
+            raise VitPoseError(f"{name}: annotation {ann.get('id')} has keypoints but no 'bbox'")
         kept.append((img["id"], values, list(ann["bbox"]), ann.get("id")))
 
     used_ids = list(dict.fromkeys(i for i, _, _, _ in kept))
@@ -179,7 +179,7 @@ def load_coco_instances(
         index.append(position[image_id])
         ann_ids.append(ann_id)
     if not boxes:
-        raise ValueError(f"{name}: no annotation with labelled keypoints and a valid box to train on")
+        raise VitPoseError(f"{name}: no annotation with labelled keypoints and a valid box to train on")
     return Instances(
         image_paths=[paths[i] for i in used_ids],
         image_ids=used_ids,
@@ -200,13 +200,13 @@ def load_mpii_instances(
     from vitpose.evaluation.mpii import load_mpii
 
     if info.num_keypoints != 16:
-        raise ValueError(f"{annotations} is an MPII file (16 joints) but the data set '{info.name}' has "
+        raise VitPoseError(f"{annotations} is an MPII file (16 joints) but the data set '{info.name}' has "
                          f"{info.num_keypoints} keypoints")  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # head-box notes concern PCKh, not training
         samples = [s for s in load_mpii(annotations) if np.any(s.visible)]
     if not samples:
-        raise ValueError(f"{annotations}: no person with labelled joints to train on")
+        raise VitPoseError(f"{annotations}: no person with labelled joints to train on")
     names = list(dict.fromkeys(s.image for s in samples))
     found = find_image_files(images, [(n, n) for n in names])
     position = {n: i for i, n in enumerate(names)}
@@ -292,7 +292,7 @@ class KeypointDataset(torch.utils.data.Dataset):
         self.info = infer_dataset_info(data, name) if dataset is None else resolve_dataset_info(dataset)
         if isinstance(data, list):
             if not isinstance(annotations, (str, os.PathLike)):
-                raise ValueError("an MPII annotation list must be given as its file path")
+                raise VitPoseError("an MPII annotation list must be given as its file path")
             self.instances = load_mpii_instances(annotations, images, self.info)
         else:
             self.instances = load_coco_instances(data, images, self.info, source=name)
@@ -335,12 +335,10 @@ class KeypointDataset(torch.utils.data.Dataset):
         """(H, W, 3) uint8 RGB image, read as the evaluation pipeline reads it (Pillow, EXIF orientation)."""
         if self._cache is not None and image_index in self._cache:
             return self._cache[image_index]
-        from vitpose.pipeline import load_image
-
         try:
             rgb, _ = load_image(self.instances.image_paths[image_index])
         except ValueError as err:
-            raise ValueError(f"{self.source}: {err}") from None
+            raise VitPoseError(f"{self.source}: {err}") from None
         if rgb.dtype != np.uint8:
             rgb = np.clip(rgb, 0, 255).astype(np.uint8)
         if self._cache is not None:
@@ -414,7 +412,7 @@ class MultiDataset(torch.utils.data.Dataset):
 
     def __init__(self, datasets: Sequence[KeypointDataset]) -> None:
         if not datasets:
-            raise ValueError("no training data set")
+            raise VitPoseError("no training data set")
         self.datasets = list(datasets)
         self.offsets = np.cumsum([0] + [len(d) for d in self.datasets])
         for dataset, offset in zip(self.datasets, self.offsets[:-1], strict=False):
@@ -447,7 +445,7 @@ def collate_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, torch.Ten
     the largest keypoint count in the batch.
     """
     if not samples:
-        raise ValueError("empty batch")
+        raise VitPoseError("empty batch")
     k = max(int(s["labels"].shape[0]) for s in samples)
     _, h, w = samples[0]["labels"].shape
     labels = torch.zeros((len(samples), k, h, w), dtype=torch.float32)
@@ -475,7 +473,7 @@ class ResumableSampler(torch.utils.data.Sampler):
 
     def __init__(self, size: int, *, seed: int = 0, shuffle: bool = True, rank: int = 0, num_replicas: int = 1):
         if size < 1:
-            raise ValueError("the training set is empty")
+            raise VitPoseError("the training set is empty")
         self.size = int(size)
         self.seed = int(seed)
         self.shuffle = shuffle

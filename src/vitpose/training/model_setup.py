@@ -19,13 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from vitpose.config import DROP_PATH_RATES, PRESET_ALIASES, PRESETS, VitPoseConfig
 from vitpose.datasets import DatasetInfo, get_dataset_info
-from vitpose.models.heads import make_head
+from vitpose.errors import VitPoseError
 from vitpose.models.pose import VitPoseForPoseEstimation
+from vitpose.models.surgery import adapt_heads, init_head, resize_input, set_drop_path
 
 __all__ = ["PRESET_NAMES", "adapt_heads", "build_training_model", "is_preset", "preset_config", "resize_input"]
 
@@ -54,12 +53,12 @@ def preset_config(
     """
     m = _PRESET_RE.match(name)
     if not m:
-        raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESET_NAMES)} (add '+' for ViTPose++)")
+        raise VitPoseError(f"unknown preset {name!r}; presets: {', '.join(PRESET_NAMES)} (add '+' for ViTPose++)")
     size = PRESET_ALIASES.get(m.group(1).lower(), m.group(1).lower())
     plus = m.group(2) is not None
     decoder = decoder or "classic"
     if decoder not in ("simple", "classic"):
-        raise ValueError(f"decoder must be 'simple' or 'classic', got {decoder!r}")
+        raise VitPoseError(f"decoder must be 'simple' or 'classic', got {decoder!r}")
     backbone = dict(TINY if size == "tiny" else PRESETS[size])
     backbone.update(
         num_experts=6 if plus else 1,
@@ -75,106 +74,6 @@ def preset_config(
         associate_num_labels=associate,
     )
     return config
-
-
-def resize_input(model: VitPoseForPoseEstimation, input_size: Sequence[int]) -> None:
-    """Train at another input size (height, width): interpolate the position embedding onto the new token grid."""
-    bb = model.config.backbone_config
-    new = [int(input_size[0]), int(input_size[1])]
-    if new == list(bb.image_size):
-        return
-    if min(new) < bb.patch_size[0]:
-        raise ValueError(f"input size {new} is smaller than a patch ({bb.patch_size})")
-    old_rows, old_cols = bb.grid_size
-    bb.image_size = new
-    rows, cols = bb.grid_size
-    pos = model.backbone.pos_embed.data
-    grid = pos[:, 1:].reshape(1, old_rows, old_cols, -1).permute(0, 3, 1, 2).float()
-    grid = F.interpolate(grid, size=(rows, cols), mode="bicubic", align_corners=False)
-    grid = grid.permute(0, 2, 3, 1).reshape(1, rows * cols, -1).to(pos.dtype)
-    model.backbone.pos_embed = nn.Parameter(torch.cat([pos[:, :1], grid], dim=1))
-    model.backbone.grid_size = (rows, cols)
-
-
-def _init_head(head: nn.Module) -> None:
-    """The original head init (mmpose TopdownHeatmapSimpleHead.init_weights): normal(0, 0.001) weights, zero
-    biases, BatchNorm at identity."""
-    for module in head.modules():
-        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(module.weight, std=0.001)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-
-
-def _new_head(model: VitPoseForPoseEstimation, num_keypoints: int) -> nn.Module:
-    cfg = model.config
-    head = make_head(cfg.backbone_config.hidden_size, num_keypoints, cfg.use_simple_decoder, cfg.scale_factor)
-    _init_head(head)
-    return head.to(device=model.device, dtype=model.dtype)
-
-
-def adapt_heads(model: VitPoseForPoseEstimation, datasets: Sequence[DatasetInfo]) -> list[str]:
-    """Give every data set a head with its keypoint count; returns what was changed (one line each).
-
-    `dataset_index` 0 is the main head (`keypoint_head`), j >= 1 the extra head j (`associate_keypoint_heads[j -
-    1]`, ViTPose++ and the original's multi-data-set models). The main head's names, skeleton and flip pairs are set
-    from its data set, so that the saved checkpoint describes what it predicts.
-    """
-    cfg = model.config
-    changes: list[str] = []
-    seen: dict[int, DatasetInfo] = {}
-    for info in datasets:
-        idx = info.dataset_index
-        if idx in seen and seen[idx].num_keypoints != info.num_keypoints:
-            raise ValueError(
-                f"data sets '{seen[idx].name}' ({seen[idx].num_keypoints} keypoints) and '{info.name}' "
-                f"({info.num_keypoints}) both use dataset_index {idx}: one head cannot serve both; give them "
-                "different dataset_index values"
-            )
-        seen[idx] = info
-        if model.is_moe and idx >= cfg.backbone_config.num_experts:
-            raise ValueError(
-                f"data set '{info.name}' has dataset_index {idx} but the model has "
-                f"{cfg.backbone_config.num_experts} experts (0..{cfg.backbone_config.num_experts - 1})"
-            )
-        k = info.num_keypoints
-        if idx == 0:
-            if model.keypoint_head.num_keypoints != k:
-                changes.append(f"main head: {model.keypoint_head.num_keypoints} -> {k} keypoints (new, {info.name})")
-                model.keypoint_head = _new_head(model, k)
-                cfg.num_labels = k
-            cfg.id2label = dict(enumerate(info.keypoint_names))
-            cfg.label2id = {v: i for i, v in cfg.id2label.items()}
-            cfg.edges = [list(e) for e in info.skeleton]
-            cfg.flip_pairs = [list(p) for p in info.flip_pairs]
-            continue
-        while len(model.associate_keypoint_heads) < idx:
-            j = len(model.associate_keypoint_heads) + 1
-            try:
-                count = k if j == idx else get_dataset_info(j).num_keypoints
-            except ValueError:
-                count = k
-            model.associate_keypoint_heads.append(_new_head(model, count))
-            cfg.associate_num_labels.append(count)
-            changes.append(f"head {j}: added ({count} keypoints)")
-        head = model.associate_keypoint_heads[idx - 1]
-        if head.num_keypoints != k:
-            changes.append(f"head {idx}: {head.num_keypoints} -> {k} keypoints (new, {info.name})")
-            model.associate_keypoint_heads[idx - 1] = _new_head(model, k)
-            cfg.associate_num_labels[idx - 1] = k
-    return changes
-
-
-def set_drop_path(model: VitPoseForPoseEstimation, rate: float) -> None:
-    """Stochastic depth rate of the last block (linear from 0 over the blocks, as the original)."""
-    blocks = model.backbone.blocks
-    n = len(blocks)
-    for i, block in enumerate(blocks):
-        block.drop_path.p = rate * i / max(n - 1, 1)
-    model.config.backbone_config.drop_path_rate = float(rate)
 
 
 def build_training_model(
@@ -205,7 +104,7 @@ def build_training_model(
         )
         model = VitPoseForPoseEstimation(config)
         for head in [model.keypoint_head, *model.associate_keypoint_heads]:
-            _init_head(head)
+            init_head(head)
         changes.append(f"preset {source}: random initialisation")
     else:
         if decoder is not None:

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from vitpose.errors import VitPoseError
+
 __all__ = [
     "LAYER_DECAY_RATES",
     "build_optimizer",
@@ -141,7 +143,7 @@ def build_scheduler(
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-iteration `LambdaLR` of `lr_factor` (call `.step()` after every optimiser step)."""
     if steps_per_epoch < 1:
-        raise ValueError("steps_per_epoch must be >= 1")
+        raise VitPoseError("steps_per_epoch must be >= 1")
     steps = tuple(int(s) for s in lr_steps)
 
     def factor(step: int) -> float:

@@ -19,7 +19,7 @@ What one run does:
    (seed, epoch, sample), and the RNG states are restored.
 
 Multi-GPU / multi-machine: launch with `torchrun`, e.g. `torchrun --standalone --nproc_per_node 4 -m
-vitpose.cli_train train ...` on one machine (`--nnodes`, `--node_rank`, `--rdzv_endpoint` across machines), or
+vitpose.cli.train train ...` on one machine (`--nnodes`, `--node_rank`, `--rdzv_endpoint` across machines), or
 `vitpose train` through torchrun's `--no-python`. Each process takes a shard of every epoch (the `ResumableSampler`,
 a DistributedSampler that can start mid-epoch); `batch_size` is the GLOBAL batch, split evenly, so the number of
 steps does not depend on the number of processes; gradients are averaged by DistributedDataParallel (NCCL on CUDA,
@@ -50,10 +50,12 @@ import torch
 from torch import nn
 
 from vitpose.datasets import DatasetInfo
+from vitpose.datasets.custom import infer_dataset_info, resolve_dataset_info
+from vitpose.device import resolve_device
+from vitpose.errors import VitPoseError
 from vitpose.models.pose import VitPoseForPoseEstimation
 from vitpose.training.augment import AugmentConfig
 from vitpose.training.data import KeypointDataset, MultiDataset, ResumableSampler, collate_samples, read_annotations
-from vitpose.training.dataset_info import infer_dataset_info, resolve_dataset_info
 from vitpose.training.model_setup import build_training_model
 from vitpose.training.optim import (
     build_optimizer,
@@ -88,7 +90,7 @@ class TrainConfig:
         train_annotations, train_images: COCO-format keypoint file(s) and their image folder(s), one folder per file.
         out: output folder (checkpoints, log, plot).
         datasets: per training file, its data set: a known name or index (coco, aic, ap10k, wholebody, ...) or a
-            custom data set JSON file (`vitpose.training.dataset_info`); None infers it from the file.
+            custom data set JSON file (`vitpose.datasets.custom`); None infers it from the file.
         val_annotations, val_images, val_datasets: validation file(s), folder(s), data sets (default: the training
             files' data sets, in order). The first one's AP picks `best/`.
         epochs: number of epochs (210 in the original).
@@ -177,36 +179,36 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError on inconsistent settings (before any work is done)."""
         if not self.train_annotations:
-            raise ValueError("train_annotations is required: a COCO-format keypoint file")
+            raise VitPoseError("train_annotations is required: a COCO-format keypoint file")
         if len(self.train_images) != len(self.train_annotations):
-            raise ValueError(
+            raise VitPoseError(
                 f"give one image folder per annotation file: {len(self.train_annotations)} train_annotations but "
                 f"{len(self.train_images)} train_images"
             )
         if self.datasets is not None and len(self.datasets) != len(self.train_annotations):
-            raise ValueError(f"datasets has {len(self.datasets)} entries for {len(self.train_annotations)} files")
+            raise VitPoseError(f"datasets has {len(self.datasets)} entries for {len(self.train_annotations)} files")
         if (self.val_annotations is None) != (self.val_images is None):
-            raise ValueError("give both val_annotations and val_images, or neither")
+            raise VitPoseError("give both val_annotations and val_images, or neither")
         if self.val_annotations is not None and len(self.val_annotations) != len(self.val_images or []):
-            raise ValueError("give one val_images folder per val_annotations file")
+            raise VitPoseError("give one val_images folder per val_annotations file")
         if self.val_datasets is not None and len(self.val_datasets) != len(self.val_annotations or []):
-            raise ValueError("val_datasets needs one entry per val_annotations file")
+            raise VitPoseError("val_datasets needs one entry per val_annotations file")
         if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+            raise VitPoseError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise VitPoseError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise VitPoseError(f"lr must be > 0, got {self.lr}")
         if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 16):
-            raise ValueError(f"input_size must be (height, width), each >= 16, got {self.input_size}")
+            raise VitPoseError(f"input_size must be (height, width), each >= 16, got {self.input_size}")
         if self.amp not in ("auto", "fp16", "bf16", "off"):
-            raise ValueError(f"amp must be auto, fp16, bf16 or off, got {self.amp!r}")
+            raise VitPoseError(f"amp must be auto, fp16, bf16 or off, got {self.amp!r}")
         if self.decoder not in (None, "simple", "classic"):
-            raise ValueError(f"decoder must be 'simple' or 'classic', got {self.decoder!r}")
+            raise VitPoseError(f"decoder must be 'simple' or 'classic', got {self.decoder!r}")
         known = {f.name for f in dataclasses.fields(AugmentConfig)}
         unknown = set(self.augmentation) - known
         if unknown:
-            raise ValueError(f"unknown augmentation settings {sorted(unknown)}; known: {sorted(known)}")
+            raise VitPoseError(f"unknown augmentation settings {sorted(unknown)}; known: {sorted(known)}")
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -222,10 +224,10 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ValueError(f"unknown training settings {unknown}; known: {sorted(names)}")
+            raise VitPoseError(f"unknown training settings {unknown}; known: {sorted(names)}")
         missing = [k for k in ("model", "train_annotations", "train_images", "out") if k not in data]
         if missing:
-            raise ValueError(f"training settings miss {missing}")
+            raise VitPoseError(f"training settings miss {missing}")
         return cls(**dict(data))
 
     @classmethod
@@ -234,9 +236,9 @@ class TrainConfig:
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"cannot read training config {path}: {err}") from None
+            raise VitPoseError(f"cannot read training config {path}: {err}") from None
         if not isinstance(data, dict):
-            raise ValueError(f"training config {path} must be a JSON object")
+            raise VitPoseError(f"training config {path} must be a JSON object")
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(data)
 
@@ -312,9 +314,7 @@ def _pick_device(spec: str, local_rank: int, world: int) -> torch.device:
         if world == 1 and mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    from vitpose.models.pose import _resolve_device
-
-    device = _resolve_device(None, spec)  # the loader's parsing and availability checks
+    device = resolve_device(spec)  # the loader's parsing and availability checks
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
     return device
@@ -412,7 +412,7 @@ class Trainer:
                 dist.init_process_group(backend=backend)
             self.dist = dist
         if self.config.batch_size % self.world:
-            raise ValueError(
+            raise VitPoseError(
                 f"batch_size {self.config.batch_size} is the global batch and must split evenly over the "
                 f"{self.world} processes"
             )
@@ -440,7 +440,7 @@ class Trainer:
         self.infos = self._dataset_specs()
         resume_dir = self._resume_dir() if cfg.resume else None
         if resume_dir is None and (self.out / "last" / STATE_NAME).is_file():
-            raise ValueError(
+            raise VitPoseError(
                 f"{self.out} already holds a training run (last/{STATE_NAME}): pass --resume (resume=True) to "
                 "continue it, or choose another --out"
             )
@@ -515,7 +515,7 @@ class Trainer:
         if amp == "auto":
             amp = "fp16" if self.device.type == "cuda" else "off"
         if amp == "fp16" and self.device.type != "cuda":
-            raise ValueError("amp 'fp16' needs a CUDA device (use 'bf16' or 'off' here)")
+            raise VitPoseError("amp 'fp16' needs a CUDA device (use 'bf16' or 'off' here)")
         self.amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
         multi_head = self.model.is_moe or self.model.config.num_heads > 1
@@ -548,9 +548,9 @@ class Trainer:
             else:
                 info = infer_dataset_info(read_annotations(ann)[0], ann)
             if not Path(ann).is_file():
-                raise ValueError(f"validation annotation file not found: {ann}")
+                raise VitPoseError(f"validation annotation file not found: {ann}")
             if not Path(images).is_dir():
-                raise ValueError(f"validation images folder not found: {images}")
+                raise VitPoseError(f"validation images folder not found: {images}")
             self.val_sets.append((ann, images, info))
 
     def _resume_dir(self) -> Path:
@@ -558,7 +558,7 @@ class Trainer:
         for candidate in (last, last.with_name("last.old")):
             if (candidate / STATE_NAME).is_file():
                 return candidate
-        raise ValueError(f"nothing to resume in {self.out}: no {last / STATE_NAME} (train without --resume first)")
+        raise VitPoseError(f"nothing to resume in {self.out}: no {last / STATE_NAME} (train without --resume first)")
 
     def _load_state(self, directory: Path) -> None:
         state = torch.load(directory / STATE_NAME, map_location="cpu", weights_only=True)
@@ -566,7 +566,7 @@ class Trainer:
             self.world,
             self.config.batch_size,
         ):
-            raise ValueError(
+            raise VitPoseError(
                 f"the run was interrupted mid-epoch with {state['world_size']} process(es) and batch size "
                 f"{state['batch_size']}; resume with the same (now {self.world} and {self.config.batch_size})"
             )
@@ -731,7 +731,9 @@ class Trainer:
         self.scheduler.step()
         value = float(loss.detach())
         if not math.isfinite(value) and self.amp_dtype is None:
-            raise ValueError(f"the loss is {value} at step {self.step}: lower the lr (now {self.lr}) or check the data")
+            raise VitPoseError(
+                f"the loss is {value} at step {self.step}: lower the lr (now {self.lr}) or check the data"
+            )
         return value
 
     def run(self) -> TrainResult:

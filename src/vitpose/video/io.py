@@ -14,10 +14,8 @@ does not grow with the length of a video.
 
 from __future__ import annotations
 
-import glob
 import math
 import os
-import re
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -28,7 +26,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vitpose.pipeline import IMAGE_SUFFIXES, ImageReadError, load_image
+from vitpose.errors import ImageReadError, VitPoseError
+from vitpose.media import IMAGE_SUFFIXES, images_in_folder, is_image_file, is_pattern, load_image, match_pattern
 
 __all__ = [
     "VIDEO_SUFFIXES",
@@ -125,7 +124,7 @@ def _check_fps(fps: float | None) -> float | None:
     if fps is None:
         return None
     if not _valid_fps(float(fps)):
-        raise ValueError(f"fps must be a positive number (up to 1000), got {fps}")
+        raise VitPoseError(f"fps must be a positive number (up to 1000), got {fps}")
     return float(fps)
 
 
@@ -159,13 +158,13 @@ class VideoFileSource(VideoSource):
         if not self.path.exists():
             raise FileNotFoundError(f"{path}: no such file")
         if self.path.is_dir():
-            raise ValueError(f"{path}: is a folder")
+            raise VitPoseError(f"{path}: is a folder")
         if self.path.stat().st_size == 0:
-            raise ValueError(f"{path}: empty file (0 bytes)")
+            raise VitPoseError(f"{path}: empty file (0 bytes)")
         self._capture = cv2.VideoCapture(str(self.path))
         if not self._capture.isOpened():
             self._capture.release()
-            raise ValueError(
+            raise VitPoseError(
                 f"{path}: OpenCV cannot open it as a video: not a video file, a codec this OpenCV build lacks, or a "
                 "file cut short before its header or index (an .mp4 keeps its index at the end, so a truncated "
                 ".mp4 cannot be opened at all)"
@@ -195,7 +194,7 @@ class VideoFileSource(VideoSource):
             index += 1
             self.frames_read = index
         if index == 0:
-            raise ValueError(
+            raise VitPoseError(
                 f"{self.name}: no frame could be decoded (a corrupt or truncated file, or a codec this OpenCV lacks)"
             )
         if self.frame_count is not None and index < self.frame_count:
@@ -250,10 +249,6 @@ class CameraSource(VideoSource):
         self._capture.release()
 
 
-def _natural_key(path: str) -> list[Any]:
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path)]
-
-
 class ImageSequenceSource(VideoSource):
     """Image files as the frames of a video, in the given order, at `fps` (30 by default).
 
@@ -265,7 +260,7 @@ class ImageSequenceSource(VideoSource):
         super().__init__()
         self.paths = [str(p) for p in paths]
         if not self.paths:
-            raise ValueError(f"{name}: no images")
+            raise VitPoseError(f"{name}: no images")
         self.name = name
         self.fps = _check_fps(fps) or DEFAULT_FPS
         self.frame_count = len(self.paths)
@@ -284,7 +279,7 @@ class ImageSequenceSource(VideoSource):
             self.frames_read += 1
             yield Frame(index, index / self.fps, rgb, path)
         if self.frames_read == 0:
-            raise ValueError(f"{self.name}: none of its {len(self.paths)} images could be read")
+            raise VitPoseError(f"{self.name}: none of its {len(self.paths)} images could be read")
 
 
 class ArraySource(VideoSource):
@@ -303,7 +298,7 @@ class ArraySource(VideoSource):
             array = np.asarray(image)
             if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
                 got = f"{array.dtype} {array.shape}"
-                raise ValueError(f"frame {index}: expected an RGB uint8 (H, W, 3) array, got {got}")
+                raise VitPoseError(f"frame {index}: expected an RGB uint8 (H, W, 3) array, got {got}")
             self.frames_read += 1
             yield Frame(index, index / self.fps, array)
 
@@ -330,22 +325,20 @@ def open_video(source: Any, fps: float | None = None) -> VideoSource:
         text = str(source)
         path = Path(text)
         if path.is_dir():
-            found = [str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-            found.sort(key=_natural_key)
+            found = images_in_folder(path)
             if not found:
-                raise ValueError(f"{text}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+                raise VitPoseError(f"{text}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
             return ImageSequenceSource(found, fps, name=text)
         if path.is_file():
-            if path.suffix.lower() in IMAGE_SUFFIXES:
+            if is_image_file(path):
                 return ImageSequenceSource([text], fps, name=text)
             return VideoFileSource(path, fps)
         if text.isdigit():
             return CameraSource(int(text), fps)
-        if any(ch in text for ch in "*?["):
-            found = sorted((p for p in glob.glob(text, recursive=True) if Path(p).is_file()), key=_natural_key)
-            images = [p for p in found if Path(p).suffix.lower() in IMAGE_SUFFIXES]
+        if is_pattern(text):
+            images = match_pattern(text, images_only=True)
             if not images:
-                raise ValueError(f"{text}: the pattern matches no image")
+                raise VitPoseError(f"{text}: the pattern matches no image")
             return ImageSequenceSource(images, fps, name=text)
         raise FileNotFoundError(f"{text}: no such file or folder (nor a glob pattern or a camera index such as 0)")
     if isinstance(source, np.ndarray) and source.ndim == 4:
@@ -360,7 +353,7 @@ def writer_codec(path: str | os.PathLike[str]) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in WRITER_CODECS:
         choices = ", ".join(f"{s} ({c})" for s, c in WRITER_CODECS.items())
-        raise ValueError(f"{path}: cannot write a video with suffix {suffix or '(none)'!r}; use one of {choices}")
+        raise VitPoseError(f"{path}: cannot write a video with suffix {suffix or '(none)'!r}; use one of {choices}")
     return WRITER_CODECS[suffix]
 
 
@@ -392,7 +385,7 @@ class VideoWriter:
         self.path = Path(path)
         self.fourcc = fourcc or writer_codec(self.path)
         if len(self.fourcc) != 4:
-            raise ValueError(f"fourcc must have 4 characters, got {self.fourcc!r}")
+            raise VitPoseError(f"fourcc must have 4 characters, got {self.fourcc!r}")
         self.fps = _check_fps(fps) or DEFAULT_FPS
         self.size = size
         self.frames_written = 0
@@ -414,7 +407,7 @@ class VideoWriter:
         """Append one (H, W, 3) uint8 RGB frame."""
         frame = np.asarray(image)
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(f"VideoWriter takes RGB uint8 (H, W, 3) frames, got {frame.dtype} {frame.shape}")
+            raise VitPoseError(f"VideoWriter takes RGB uint8 (H, W, 3) frames, got {frame.dtype} {frame.shape}")
         height, width = frame.shape[:2]
         if self.size is None:
             self.size = (width, height)

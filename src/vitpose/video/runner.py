@@ -40,7 +40,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vitpose.results import PoseResult
+from vitpose.errors import VitPoseError
+from vitpose.inference.results import PoseResult
+from vitpose.ops.oks import pose_nms
 from vitpose.video.io import CameraSource, Frame, JsonlWriter, VideoSource, VideoWriter, open_video, writer_codec
 from vitpose.video.smoothing import OneEuroFilter
 from vitpose.video.tracking import PoseTracker
@@ -122,7 +124,7 @@ class FrameResult:
         if image is None:
             image = self.image
         if image is None:
-            raise ValueError("this FrameResult keeps no image: pass the frame, draw(image)")
+            raise VitPoseError("this FrameResult keeps no image: pass the frame, draw(image)")
         canvas = self.result.draw(image, kpt_thr=kpt_thr, draw_boxes=False, **kwargs)
         if not show_ids or len(self) == 0:
             return canvas
@@ -244,11 +246,11 @@ class VideoPoseTracker:
         keep_images: bool = True,
     ) -> None:
         if int(det_every) < 1:
-            raise ValueError(f"det_every must be >= 1, got {det_every}")
+            raise VitPoseError(f"det_every must be >= 1, got {det_every}")
         if int(frame_batch) < 1:
-            raise ValueError(f"frame_batch must be >= 1, got {frame_batch}")
+            raise VitPoseError(f"frame_batch must be >= 1, got {frame_batch}")
         if not box_scale > 0:
-            raise ValueError(f"box_scale must be > 0, got {box_scale}")
+            raise VitPoseError(f"box_scale must be > 0, got {box_scale}")
         self.estimator = estimator
         self.det_every = int(det_every)
         self.kpt_thr = float(kpt_thr)
@@ -338,14 +340,17 @@ class VideoPoseTracker:
         nms_thr = getattr(self.estimator, "nms_thr", None)
         if nms_thr is None or len(result) < 2:
             return None
-        from vitpose.evaluation import oks_nms
-        from vitpose.transforms import box_to_center_scale
-
         processor = self.estimator.processor
-        _, scales = box_to_center_scale(result.boxes, input_size=processor.input_size, padding=processor.padding_factor)
-        areas = scales[:, 0].astype(np.float64) * scales[:, 1]
-        keep = oks_nms(result.keypoints, result.scores, areas, np.asarray(self.estimator.dataset.sigmas), nms_thr)
-        return None if len(keep) == len(result) else np.sort(keep)
+        keep = pose_nms(
+            result.keypoints,
+            result.scores,
+            np.asarray(self.estimator.dataset.sigmas),
+            nms_thr,
+            boxes=result.boxes,
+            input_size=processor.input_size,
+            padding=processor.padding_factor,
+        )
+        return None if len(keep) == len(result) else keep
 
     def _track_one(self, frame: Frame, result: PoseResult, detected: bool, known_ids: np.ndarray | None) -> FrameResult:
         ids = self.tracker.update(result.boxes, result.keypoints, result.keypoint_scores, known_ids=known_ids)
@@ -447,7 +452,7 @@ def track_video(
         FileNotFoundError / ValueError / OSError: the source cannot be opened (raised here, before any frame).
     """
     if max_frames is not None and int(max_frames) < 1:
-        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+        raise VitPoseError(f"max_frames must be >= 1, got {max_frames}")
     video = open_video(source, fps)
     try:
         if isinstance(video, CameraSource):
@@ -534,7 +539,7 @@ def process_video(
     from tqdm import tqdm
 
     if out is None and jsonl is None:
-        raise ValueError("nothing to write: give out= (an annotated video) and/or jsonl= (per-frame results)")
+        raise VitPoseError("nothing to write: give out= (an annotated video) and/or jsonl= (per-frame results)")
     if out is not None:
         writer_codec(out)  # an unsupported suffix fails before any work
     start = time.monotonic()

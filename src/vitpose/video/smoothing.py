@@ -23,6 +23,8 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
+from vitpose.errors import VitPoseError
+
 __all__ = ["OneEuroFilter"]
 
 
@@ -46,7 +48,7 @@ class OneEuroFilter:
         for name, value, positive in checks:
             if not math.isfinite(value) or value < 0 or (positive and value == 0):
                 need = "> 0" if positive else ">= 0"
-                raise ValueError(f"One Euro filter: {name} must be finite and {need}, got {value}")
+                raise VitPoseError(f"One Euro filter: {name} must be finite and {need}, got {value}")
         self.min_cutoff = float(min_cutoff)
         self.beta = float(beta)
         self.d_cutoff = float(d_cutoff)
@@ -80,10 +82,10 @@ class OneEuroFilter:
             self._x, self._dx, self._t = value.copy(), np.zeros_like(value), t
             return value.copy()
         if value.shape != self._x.shape:
-            raise ValueError(f"One Euro filter: sample of shape {value.shape}, previous samples {self._x.shape}")
+            raise VitPoseError(f"One Euro filter: sample of shape {value.shape}, previous samples {self._x.shape}")
         dt = t - self._t
         if not dt > 0:
-            raise ValueError(f"One Euro filter: time stamps must increase, got {t} after {self._t}")
+            raise VitPoseError(f"One Euro filter: time stamps must increase, got {t} after {self._t}")
         speed = (value - self._x) / dt
         a_d = self._alpha(self.d_cutoff, dt)
         self._dx = a_d * speed + (1.0 - a_d) * self._dx

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from vitpose.evaluation import oks_matrix
+from vitpose.errors import VitPoseError
+from vitpose.ops.oks import oks_matrix
 
 __all__ = ["PoseTracker", "Track", "box_iou_matrix", "linear_assignment"]
 
@@ -46,9 +47,9 @@ def linear_assignment(cost: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """
     matrix = np.asarray(cost, dtype=np.float64)
     if matrix.ndim != 2:
-        raise ValueError(f"cost must be a 2-D array, got shape {matrix.shape}")
+        raise VitPoseError(f"cost must be a 2-D array, got shape {matrix.shape}")
     if not np.all(np.isfinite(matrix)):
-        raise ValueError("cost must be finite (use a large value for forbidden pairs)")
+        raise VitPoseError("cost must be finite (use a large value for forbidden pairs)")
     n, m = matrix.shape
     if n == 0 or m == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -172,9 +173,9 @@ class PoseTracker:
         max_extrapolation: int = 10,
     ) -> None:
         if max_age < 0:
-            raise ValueError(f"max_age must be >= 0, got {max_age}")
+            raise VitPoseError(f"max_age must be >= 0, got {max_age}")
         if not 0.0 <= iou_weight <= 1.0:
-            raise ValueError(f"iou_weight must lie in [0, 1], got {iou_weight}")
+            raise VitPoseError(f"iou_weight must lie in [0, 1], got {iou_weight}")
         self.sigmas = np.asarray(sigmas, np.float64)
         self.max_age = int(max_age)
         self.kpt_thr = float(kpt_thr)
@@ -252,7 +253,7 @@ class PoseTracker:
         keypoints = np.asarray(keypoints, np.float64)
         keypoint_scores = np.asarray(keypoint_scores, np.float64)
         if keypoints.shape != (n, k, 2) or keypoint_scores.shape != (n, k):
-            raise ValueError(
+            raise VitPoseError(
                 f"expected keypoints ({n}, {k}, 2) and keypoint_scores ({n}, {k}) for {n} boxes and {k} sigmas, got "
                 f"{keypoints.shape} and {keypoint_scores.shape}"
             )
@@ -261,7 +262,7 @@ class PoseTracker:
         if known_ids is not None:
             known = np.asarray(known_ids, np.int64).reshape(-1)
             if known.shape != (n,):
-                raise ValueError(f"known_ids must have shape ({n},), got {known.shape}")
+                raise VitPoseError(f"known_ids must have shape ({n},), got {known.shape}")
             position = {t.track_id: i for i, t in enumerate(self.tracks)}
             for d, track_id in enumerate(known.tolist()):
                 t = position.get(track_id)

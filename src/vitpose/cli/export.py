@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vitpose.errors import VitPoseError
+
 CHECK_TOLERANCE = 1e-3  # max |ONNX Runtime - PyTorch| on random crops; float32 reorderings stay near 1e-5
 
 
@@ -13,7 +15,7 @@ def _export(args: argparse.Namespace) -> int:
     from vitpose.models.pose import VitPoseForPoseEstimation
 
     if args.format != "onnx":  # argparse's choices already refuse others; kept for direct calls
-        raise ValueError(f"unknown export format {args.format!r}; supported: onnx")
+        raise VitPoseError(f"unknown export format {args.format!r}; supported: onnx")
     model = VitPoseForPoseEstimation.from_pretrained(args.model)
     dataset = int(args.dataset) if args.dataset is not None and args.dataset.isdigit() else args.dataset
     result = export_onnx(model, args.out, dataset=dataset, opset=args.opset, check=not args.no_check)
@@ -26,7 +28,7 @@ def _export(args: argparse.Namespace) -> int:
         )
         return 1
     if args.int8:
-        from vitpose.backends.onnx import quantize_onnx_int8
+        from vitpose.inference.backends.onnx import quantize_onnx_int8
 
         out = quantize_onnx_int8(args.out)
         print(f"wrote {out} (int8 dynamic quantisation of the MatMul weights)")
@@ -40,8 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="export a checkpoint for other runtimes (ONNX)",
         description="Write the network as an ONNX graph: pixel_values (batch, 3, H, W) -> heatmaps (batch, K, H/4, "
         "W/4), with a dynamic batch axis. ViTPose++ checkpoints are exported for one data set (--dataset), its expert "
-        "folded into the MLP. Run the file with vitpose.backends.onnx.OnnxPoseModel (or any ONNX runtime; the "
-        "model config is in the file's metadata). Needs: pip install onnx onnxruntime.",
+        "folded into the MLP. Run the file with vitpose.inference.backends.onnx.OnnxPoseModel (or any ONNX "
+        "runtime; the model config is in the file's metadata). Needs: pip install onnx onnxruntime.",
     )
     export.add_argument("format", choices=["onnx"], help="export format (onnx)")
     export.add_argument(

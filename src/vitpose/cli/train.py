@@ -1,6 +1,6 @@
 """`vitpose train`: thin argument parsing over `vitpose.training.train`.
 
-`add_parser(subparsers)` registers the sub-command on the `vitpose` parser; `python -m vitpose.cli_train train ...`
+`add_parser(subparsers)` registers the sub-command on the `vitpose` parser; `python -m vitpose.cli.train train ...`
 runs it alone (the form to give `torchrun -m`).
 """
 
@@ -11,6 +11,8 @@ import os
 import sys
 from collections.abc import Sequence
 from typing import Any
+
+from vitpose.errors import VitPoseError
 
 __all__ = ["add_parser", "config_from_args", "main", "run_train"]
 
@@ -36,7 +38,7 @@ examples:
   continue an interrupted run (Ctrl-C stops cleanly after the current step):
     vitpose train --config runs/ft/train_config.json --resume
   two GPUs (or two CPU processes with gloo):
-    torchrun --standalone --nproc_per_node 2 -m vitpose.cli_train train --model ... --out runs/ddp
+    torchrun --standalone --nproc_per_node 2 -m vitpose.cli.train train --model ... --out runs/ddp
 """
 
 
@@ -118,7 +120,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         f"--{k.replace('_', '-')}" for k in ("model", "train_annotations", "train_images", "out") if k not in given
     ]
     if missing:
-        raise ValueError(f"missing {', '.join(missing)} (or give them in a --config file)")
+        raise VitPoseError(f"missing {', '.join(missing)} (or give them in a --config file)")
     return TrainConfig(**given)
 
 
@@ -145,14 +147,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m vitpose.cli_train train ...`: the same command outside the `vitpose` entry point."""
+    """`python -m vitpose.cli.train train ...`: the same command outside the `vitpose` entry point."""
     parser = argparse.ArgumentParser(prog="vitpose", description="ViTPose training")
     sub = parser.add_subparsers(dest="command", required=True)
     add_parser(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, OSError, ImportError) as err:
+    except (VitPoseError, OSError) as err:
         print(f"vitpose {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vitpose.errors import VitPoseError
+
 __all__ = ["add_parser", "run"]
 
 
@@ -109,19 +111,21 @@ def run(args: argparse.Namespace) -> int:
     """The handler of `vitpose video`: returns the exit code; raises ValueError/OSError on bad input or output."""
     import warnings
 
-    from vitpose.pipeline import PoseEstimator
+    from vitpose.inference.estimator import PoseEstimator
     from vitpose.video import VideoReadWarning, open_video, process_video
     from vitpose.video.io import writer_codec
 
     if args.out is None and args.jsonl is None:
-        raise ValueError("nothing to write: give --out VIDEO (annotated video) and/or --jsonl FILE (per-frame results)")
+        raise VitPoseError(
+            "nothing to write: give --out VIDEO (annotated video) and/or --jsonl FILE (per-frame results)"
+        )
     if args.out is not None:
         writer_codec(args.out)
     jsonl = args.jsonl
     if jsonl is None:
         jsonl = str(Path(args.out).with_suffix(".jsonl"))
     if args.out is not None and Path(args.out).resolve() == Path(jsonl).resolve():
-        raise ValueError(f"--out and --jsonl name the same file: {args.out}")
+        raise VitPoseError(f"--out and --jsonl name the same file: {args.out}")
     dataset: str | int | None = args.dataset
     if isinstance(dataset, str) and dataset.isdigit():
         dataset = int(dataset)

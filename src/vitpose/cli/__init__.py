@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from vitpose import __version__
+from vitpose.errors import VitPoseError
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -58,7 +59,8 @@ def _predict(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from vitpose.pipeline import FailedImage, PoseEstimator, expand_inputs, load_image
+    from vitpose.inference.estimator import PoseEstimator
+    from vitpose.media import FailedImage, expand_inputs, load_image
 
     paths, failures = expand_inputs(args.inputs)
     for failed in failures:
@@ -119,7 +121,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.predictions:
         if args.model_given or args.images or args.detections:
-            raise ValueError("--predictions scores a results file as it is: drop --model, --images and --detections")
+            raise VitPoseError("--predictions scores a results file as it is: drop --model, --images and --detections")
         from vitpose.datasets import get_dataset_info
         from vitpose.evaluation.metrics import evaluate_predictions, format_metrics_table
         from vitpose.evaluation.pipeline import infer_dataset, read_json
@@ -127,12 +129,14 @@ def _eval(args: argparse.Namespace) -> int:
         annotations = read_json(args.annotations, "annotations")
         dataset = get_dataset_info(args.dataset) if args.dataset else infer_dataset(annotations)
         if dataset.name == "mpii":
-            raise ValueError("--predictions scores COCO-format results; MPII is scored from a model run")
+            raise VitPoseError("--predictions scores COCO-format results; MPII is scored from a model run")
         metrics = evaluate_predictions(args.annotations, args.predictions, dataset)  # errors name the files
         print(json.dumps(metrics) if args.json else format_metrics_table(metrics, dataset.display_name or dataset.name))
         return 0
     if not args.images:
-        raise ValueError("--images DIR is needed to run a model (or pass --predictions P.json to score a results file)")
+        raise VitPoseError(
+            "--images DIR is needed to run a model (or pass --predictions P.json to score a results file)"
+        )
     from vitpose.evaluation import evaluate
 
     report = evaluate(
@@ -173,7 +177,7 @@ def _image_ids(annotations: str) -> dict[str, int]:
         data = json.loads(Path(annotations).read_text())
         return {Path(image["file_name"]).name: int(image["id"]) for image in data["images"]}
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ValueError(f"cannot read image ids from {annotations}: {err!r}") from None
+        raise VitPoseError(f"cannot read image ids from {annotations}: {err!r}") from None
 
 
 def _unique_name(path, used: set[str]) -> str:
@@ -272,13 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     ev.set_defaults(func=_eval)
 
-    from vitpose.cli_video import add_parser as add_video_parser
+    from vitpose.cli.video import add_parser as add_video_parser
 
     add_video_parser(sub)
-    from vitpose.cli_train import add_parser as add_train_parser
+    from vitpose.cli.train import add_parser as add_train_parser
 
     add_train_parser(sub)
-    from vitpose.cli_export import add_parser as add_export_parser
+    from vitpose.cli.export import add_parser as add_export_parser
 
     add_export_parser(sub)
 
@@ -317,7 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _show_warnings_plainly(args.command)
         try:
             return args.func(args)
-        except (ValueError, OSError, ImportError) as err:  # CheckpointError: ValueError; FileNotFoundError: OSError
+        # One line for what the user can fix (every such error derives from VitPoseError; files: OSError). Anything
+        # else is a bug and keeps its traceback.
+        except (VitPoseError, OSError) as err:
             print(f"vitpose {args.command}: error: {err}", file=sys.stderr)
             return 2
 

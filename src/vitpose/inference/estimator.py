@@ -1,0 +1,395 @@
+"""The top-down estimator: images -> person boxes -> crops -> heatmaps -> keypoints, batched across images.
+
+estimator = PoseEstimator.from_pretrained("usyd-community/vitpose-base-simple")
+results = estimator(["a.jpg", "b.jpg"])          # one PoseResult per image
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from vitpose.datasets import DatasetInfo, get_dataset_info
+from vitpose.device import resolve_device
+from vitpose.errors import ImageReadError, VitPoseError
+from vitpose.hub import hub_options
+from vitpose.inference.results import PoseResult, instance_scores
+from vitpose.media import FailedImage, ImageSource, load_image
+from vitpose.models.pose import VitPoseForPoseEstimation
+from vitpose.ops.codec import UDPHeatmapCodec
+from vitpose.ops.geometry import box_to_center_scale
+from vitpose.ops.oks import pose_nms
+from vitpose.processor import VitPoseImageProcessor, normalize_boxes
+
+
+def dataset_info_for(model: VitPoseForPoseEstimation, dataset_index: int) -> DatasetInfo:
+    """Keypoint metadata of the head that serves `dataset_index`.
+
+    The registry's entry where the head's keypoint count matches it; otherwise (a custom skeleton) one built from
+    the model config: its keypoint names, edges and flip pairs, and a uniform OKS sigma of 0.05 for OKS-NMS.
+    """
+    head_k = model.config.num_keypoints_for(dataset_index)
+    own_head = dataset_index >= 1 and dataset_index <= len(model.config.associate_num_labels)
+    try:
+        info = get_dataset_info(dataset_index if own_head else 0)
+    except ValueError:
+        info = None
+    if info is not None and info.num_keypoints == head_k:
+        return info
+    cfg = model.config
+    names = [cfg.id2label.get(i, f"keypoint_{i}") for i in range(head_k)] if not own_head else None
+    names = names or [f"keypoint_{i}" for i in range(head_k)]
+    edges = [tuple(e) for e in (cfg.edges or [])] if not own_head else []
+    pairs = [tuple(p) for p in (cfg.flip_pairs or [])] if not own_head else []
+    grey = (200, 200, 200)
+    return DatasetInfo(
+        name="custom",
+        dataset_index=dataset_index,
+        keypoint_names=tuple(names),
+        skeleton=tuple(edges),
+        flip_pairs=tuple(pairs),
+        sigmas=(0.05,) * head_k,
+        joint_weights=(1.0,) * head_k,
+        upper_body_ids=(),
+        lower_body_ids=(),
+        keypoint_colors=(grey,) * head_k,
+        link_colors=(grey,) * len(edges),
+        display_name="custom",
+    )
+
+
+class PoseEstimator:
+    """Top-down pose estimation over any number of images, with a person detector built in.
+
+    Args:
+        model: a loaded `VitPoseForPoseEstimation`.
+        processor: crops the boxes (default: the original's pre-processing at the model's input size).
+        detector: a `PersonDetector` (see `vitpose.detectors`), a name ("auto", "rtdetr", "hog", "full-image"),
+            or None for "auto", built on first use (so that calls with boxes never load one).
+        flip_test: average with the mirrored crop (the original's test-time augmentation).
+        dataset: ViTPose++: the data set (name or index) whose expert and head to use (default COCO). A
+            single-data-set ViTPose: the layout of its keypoints (names, skeleton, flip pairs, OKS sigmas), e.g.
+            "mpii" for a model trained on MPII; it must have the model's keypoint count.
+        batch_size: crops per network batch; the crops of several images share batches.
+        nms_thr: OKS-NMS threshold applied to detector boxes (0.9 as the original evaluation); None turns it off.
+        rescore_thr: keypoint-score threshold of the instance rescoring (0.2 as the original).
+    """
+
+    def __init__(
+        self,
+        model: VitPoseForPoseEstimation,
+        processor: VitPoseImageProcessor | None = None,
+        detector: Any = None,
+        *,
+        flip_test: bool = False,
+        dataset: str | int | None = None,
+        batch_size: int = 32,
+        nms_thr: float | None = 0.9,
+        rescore_thr: float = 0.2,
+        detector_threshold: float = 0.3,
+    ) -> None:
+        if batch_size < 1:
+            raise VitPoseError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model.eval()
+        bb = model.config.backbone_config
+        height, width = bb.image_size
+        self.processor = processor or VitPoseImageProcessor(size={"height": height, "width": width})
+        rows, cols = bb.grid_size
+        self.codec = UDPHeatmapCodec(input_size=(width, height), heatmap_size=(cols * 4, rows * 4))
+        self.flip_test = flip_test
+        self.batch_size = int(batch_size)
+        self.nms_thr = nms_thr
+        self.rescore_thr = rescore_thr
+        self.detector_threshold = detector_threshold
+        self._layout_declared = False
+        if dataset is not None and not (model.is_moe or model.config.num_heads > 1):
+            # A single-head model: `dataset` declares the layout of its keypoints (names, skeleton, flip pairs,
+            # sigmas), e.g. a ViTPose trained on MPII.
+            info = get_dataset_info(dataset)
+            head_k = model.config.num_keypoints_for(0)
+            if info.num_keypoints != head_k:
+                raise VitPoseError(
+                    f"dataset {info.name!r} has {info.num_keypoints} keypoints but this single-data-set model "
+                    f"predicts {head_k}: leave dataset unset, or use a checkpoint trained on {info.name}"
+                )
+            self.dataset_index = 0
+            self.dataset = dataclasses.replace(info, dataset_index=0)
+            self._layout_declared = True
+        else:
+            self.dataset_index = self._resolve_dataset(dataset)
+            self.dataset = dataset_info_for(model, self.dataset_index)
+        self._detector = detector
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(
+        cls,
+        source: str | os.PathLike[str] = "usyd-community/vitpose-base-simple",
+        *,
+        device: str | torch.device | None = "auto",
+        dtype: torch.dtype | str | None = None,
+        detector: Any = None,
+        **kwargs: Any,
+    ) -> PoseEstimator:
+        """Load a checkpoint (hub id, hub-format directory or original `.pth`) and wrap it.
+
+        `device`: "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N", "mps". Other keyword arguments are
+        those of `PoseEstimator` (flip_test, dataset, batch_size, nms_thr, ...) or hub options (revision, ...).
+        """
+        hub = hub_options(kwargs, pop=True)
+        model = VitPoseForPoseEstimation.from_pretrained(source, device=resolve_device(device), dtype=dtype, **hub)
+        processor = VitPoseImageProcessor.from_pretrained(source, **hub)
+        return cls(model, processor, detector, **kwargs)
+
+    def _resolve_dataset(self, dataset: str | int | DatasetInfo | None) -> int:
+        cfg = self.model.config
+        if dataset is None:
+            return 0
+        if isinstance(dataset, (str, DatasetInfo)):
+            index = get_dataset_info(dataset).dataset_index
+        else:
+            index = int(dataset)
+        limit = cfg.backbone_config.num_experts if self.model.is_moe else cfg.num_heads
+        if not 0 <= index < limit:
+            what = "ViTPose++ model" if self.model.is_moe else "model"
+            raise VitPoseError(
+                f"dataset {dataset!r} (index {index}) is not served by this {what}: valid indices are 0..{limit - 1}"
+                + ("" if limit > 1 else "; it is a single-data-set ViTPose, leave dataset unset")
+            )
+        return index
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def detector(self) -> Any:
+        """The person detector, built on first use when it was given by name or left to "auto"."""
+        if self._detector is None or isinstance(self._detector, str):
+            from vitpose.detectors import build_detector
+
+            self._detector = build_detector(
+                self._detector or "auto",
+                device=self.device,
+                threshold=self.detector_threshold,
+                animals=self.dataset.is_animal,
+            )
+        return self._detector
+
+    # ------------------------------------------------------------------ inference
+    def __call__(
+        self, images: ImageSource | Sequence[ImageSource], boxes: Any = None, box_scores: Any = None
+    ) -> PoseResult | list[PoseResult]:
+        """One `PoseResult` for one image, a list for a list. See `predict`."""
+        if isinstance(images, (list, tuple)):
+            return self.predict(images, boxes=boxes, box_scores=box_scores)
+        as_list = None if boxes is None else [boxes]
+        scores_list = None if box_scores is None else [box_scores]
+        return self.predict([images], boxes=as_list, box_scores=scores_list)[0]
+
+    def predict(
+        self,
+        images: Sequence[ImageSource],
+        boxes: Sequence[Any] | None = None,
+        box_scores: Sequence[Any] | None = None,
+        regions: Sequence[tuple[Any, Any] | None] | None = None,
+    ) -> list[PoseResult]:
+        """Poses for every image: paths, PIL images or arrays.
+
+        Args:
+            images: the images.
+            boxes: optional, per image, COCO [x, y, w, h] person boxes; the detector runs where they are not given.
+                Given boxes yield one pose each (no NMS).
+            box_scores: optional, per image, the scores of the given boxes (default 1).
+            regions: optional, instead of boxes, per image `(centers (n, 2), scales (n, 2))` crop regions in pixels
+                (see `iter_predict`).
+        """
+        return list(self.iter_predict(images, boxes=boxes, box_scores=box_scores, regions=regions))
+
+    def iter_predict(
+        self,
+        images: Iterable[ImageSource],
+        boxes: Sequence[Any] | None = None,
+        box_scores: Sequence[Any] | None = None,
+        errors: str = "raise",
+        image_batch: int | None = None,
+        regions: Sequence[tuple[Any, Any] | None] | None = None,
+    ) -> Iterator[PoseResult | FailedImage]:
+        """Stream results in input order, reading and detecting `image_batch` images at a time.
+
+        errors: "raise" stops at the first unreadable input; "report" yields a `FailedImage` in its place and goes
+        on (what `vitpose predict` does).
+        regions: instead of boxes, per image the crop regions themselves: `(centers (n, 2), scales (n, 2))` in
+        pixels, used as given (no aspect correction, no padding), as data sets that annotate centre and scale
+        (MPII) are evaluated. The results' `boxes` are then the regions as [cx - w/2, cy - h/2, w, h].
+        """
+        if errors not in ("raise", "report"):
+            raise VitPoseError(f"errors must be 'raise' or 'report', got {errors!r}")
+        if regions is not None and boxes is not None:
+            raise VitPoseError("pass boxes or regions, not both")
+        image_batch = image_batch or max(1, min(self.batch_size, 16))
+        given = None if boxes is None else list(boxes)
+        if regions is not None:
+            given = [None if r is None else _regions_to_boxes(*r) for r in regions]
+        given_scores = None if box_scores is None else list(box_scores)
+        chunk: list[tuple[int, ImageSource]] = []
+        count = 0
+        for position, source in enumerate(images):
+            chunk.append((position, source))
+            count += 1
+            if len(chunk) == image_batch:
+                yield from self._run_chunk(chunk, given, given_scores, errors)
+                chunk = []
+        if chunk:
+            yield from self._run_chunk(chunk, given, given_scores, errors)
+        if given is not None and len(given) != count:
+            raise VitPoseError(f"got boxes for {len(given)} images but {count} images")
+
+    def _run_chunk(self, chunk, given, given_scores, errors) -> Iterator[PoseResult | FailedImage]:
+        loaded: list[tuple[int, np.ndarray, str | None]] = []
+        failures: dict[int, FailedImage] = {}
+        for position, source in chunk:
+            try:
+                rgb, name = load_image(source)
+                loaded.append((position, rgb, name))
+            except ImageReadError as err:
+                if errors == "raise":
+                    raise
+                failures[position] = FailedImage(_describe(source), str(err))
+
+        per_image: dict[int, tuple[np.ndarray, np.ndarray, bool]] = {}
+        to_detect = []
+        for position, rgb, name in loaded:
+            if given is not None and position < len(given) and given[position] is not None:
+                region = given[position] if isinstance(given[position], _Regions) else None
+                b = region.boxes if region is not None else normalize_boxes([given[position]], 1)[0]
+                s = np.ones(len(b)) if given_scores is None else np.asarray(given_scores[position], np.float64)
+                if s.shape != (len(b),):
+                    raise VitPoseError(f"box_scores of image {position} have shape {s.shape}, expected ({len(b)},)")
+                per_image[position] = (b, s, False, region)
+            else:
+                to_detect.append((position, rgb, name))
+        if to_detect:
+            rgbs = [rgb for _, rgb, _ in to_detect]
+            names = [name for _, _, name in to_detect]
+            try:
+                detections: list[Any] = list(self.detector(rgbs, names))
+            except ValueError:
+                # A detector's complaint about its input (say, a file missing from a --boxes file): find the image
+                # it concerns by asking one image at a time, report it, keep the others.
+                if errors == "raise":
+                    raise
+                detections = []
+                for position, rgb, name in to_detect:
+                    try:
+                        detections.extend(self.detector([rgb], [name]))
+                    except ValueError as err:
+                        failures[position] = FailedImage(name or f"image {position}", str(err))
+                        detections.append(None)
+            for (position, _, _), det in zip(to_detect, detections, strict=True):
+                if det is not None:
+                    boxes_ = np.asarray(det.boxes, np.float64)
+                    per_image[position] = (boxes_, np.asarray(det.scores, np.float64), True, None)
+
+        ready = [(position, rgb, name) for position, rgb, name in loaded if position in per_image]
+        results = self._estimate(ready, per_image)
+        for position, _ in chunk:
+            yield failures[position] if position in failures else results[position]
+
+    def _estimate(self, ready, per_image) -> dict[int, PoseResult]:
+        """Crop every box of every image, run the network in batches of `batch_size`, decode, rescore, NMS."""
+        crops, centers, scales, counts = [], [], [], []
+        for position, rgb, _ in ready:
+            b, region = per_image[position][0], per_image[position][3]
+            if region is not None:
+                c, s = region.centers, region.scales
+            else:
+                try:
+                    c, s = box_to_center_scale(
+                        b, input_size=self.processor.input_size, padding=self.processor.padding_factor
+                    )
+                except ValueError as err:
+                    raise VitPoseError(f"image {position}: {err}") from None
+            crops.append(rgb)
+            centers.append(c)
+            scales.append(s)
+            counts.append(len(b))
+        k = self.dataset.num_keypoints
+        total = sum(counts)
+        keypoints = np.zeros((total, k, 2), np.float32)
+        kpt_scores = np.zeros((total, k), np.float32)
+        if total:
+            # All crops of all images in one batch (fused crop + normalise; on the GPU when the model is there).
+            pixel_values = self.processor.crop_regions(crops, centers, scales, device=self.device)
+            all_centers, all_scales = np.concatenate(centers), np.concatenate(scales)
+            index = self.dataset_index if self.model.is_moe or self.model.config.num_heads > 1 else None
+            with torch.inference_mode():
+                for start in range(0, total, self.batch_size):
+                    batch = pixel_values[start : start + self.batch_size].to(self.device, self.model.dtype)
+                    pairs = None
+                    if self.flip_test and self._layout_declared:
+                        pairs = self.dataset.flip_pairs_array()
+                    heatmaps = self.model(
+                        batch, dataset_index=index, flip_test=self.flip_test, flip_pairs=pairs
+                    ).heatmaps
+                    stop = start + len(batch)
+                    keypoints[start:stop], kpt_scores[start:stop] = self.codec.decode(
+                        heatmaps, all_centers[start:stop], all_scales[start:stop]
+                    )
+        results: dict[int, PoseResult] = {}
+        offset = 0
+        for (position, rgb, name), n, s in zip(ready, counts, scales, strict=True):
+            boxes, box_scores, detected, _ = per_image[position]
+            sl = slice(offset, offset + n)
+            offset += n
+            scores = instance_scores(box_scores, kpt_scores[sl], self.rescore_thr)
+            result = PoseResult(
+                keypoints=keypoints[sl],
+                keypoint_scores=kpt_scores[sl],
+                boxes=boxes.astype(np.float32).reshape(-1, 4),
+                box_scores=box_scores.astype(np.float32),
+                scores=scores,
+                dataset=self.dataset,
+                image_size=(rgb.shape[1], rgb.shape[0]),
+                file_name=name,
+            )
+            if detected and self.nms_thr is not None and n > 1:
+                keep = pose_nms(
+                    result.keypoints, result.scores, np.asarray(self.dataset.sigmas), self.nms_thr, scales=s
+                )
+                result = result.select(keep)
+                result.extra["suppressed"] = n - len(keep)
+            results[position] = result
+        return results
+
+
+@dataclass
+class _Regions:
+    """Crop regions given as centres and scales (pixels) rather than boxes."""
+
+    centers: np.ndarray
+    scales: np.ndarray
+
+    @property
+    def boxes(self) -> np.ndarray:
+        return np.concatenate([self.centers - self.scales / 2, self.scales], axis=1)
+
+
+def _regions_to_boxes(centers: Any, scales: Any) -> _Regions:
+    c = np.asarray(centers, np.float64).reshape(-1, 2)
+    s = np.asarray(scales, np.float64).reshape(-1, 2)
+    if c.shape != s.shape:
+        raise VitPoseError(f"regions: centers {c.shape} and scales {s.shape} must both be (n, 2)")
+    if not (np.isfinite(c).all() and np.isfinite(s).all() and (s > 0).all()):
+        raise VitPoseError("regions: centers must be finite and scales finite and > 0")
+    return _Regions(c, s)
+
+
+def _describe(source: Any) -> str:
+    return str(source) if isinstance(source, (str, os.PathLike)) else type(source).__name__
