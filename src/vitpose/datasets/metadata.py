@@ -515,10 +515,10 @@ def _normalise(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch not in "-_ \t")
 
 
-def _unknown(value: object) -> ValueError:
+def _unknown(value: object) -> DatasetError:
     indices = ", ".join(f"{info.dataset_index} ({info.name})" for info in DATASETS.values())
     aliases = ", ".join(sorted(a for a in _ALIASES if a not in DATASETS))
-    return ValueError(
+    return DatasetError(
         f"unknown data set {value!r}; valid names: {', '.join(DATASET_NAMES)} "
         f"(aliases, case-insensitive, '-' and '_' ignored: {aliases}); valid indices: {indices}"
     )
