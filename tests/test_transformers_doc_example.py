@@ -1,8 +1,9 @@
-"""The seed document's code (transformers' ViTPose page) runs on vitpose with only its import lines changed.
+"""The transformers ViTPose documentation's example runs on vitpose with only its import lines changed.
 
-`examples/seed_doc.py` is that code. The hub and the image URL cannot be reached here, so the test runs it in a
-subprocess against an offline Hugging Face cache filled with tiny random checkpoints under the seed's repository
-names (saved by transformers, i.e. in the real hub format), and a stand-in `requests` that serves a local COCO image.
+`examples/transformers_doc_example.py` is that code. The hub and the image URL cannot be reached here, so the test
+runs it in a subprocess against an offline Hugging Face cache filled with tiny random checkpoints under the
+repository names the example uses (saved by transformers, i.e. in the real hub format), and a stand-in `requests`
+that serves a local COCO image.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from conftest import ROOT, make_hf_model, make_tiny_rtdetr, require_shared
 pytest.importorskip("transformers")
 pytest.importorskip("supervision")
 
-SEED_DOC = ROOT.parent / "shared" / "docs" / "seed_vitpose_model_doc.txt"
-SEED_CODE = ROOT / "examples" / "seed_doc.py"
+# The transformers ViTPose documentation page, as text (the shared copy keeps its original file name).
+TRANSFORMERS_DOC = ROOT.parent / "shared" / "docs" / "seed_vitpose_model_doc.txt"
+EXAMPLE = ROOT / "examples" / "transformers_doc_example.py"
 COMMIT = "0" * 40
 
 
@@ -31,11 +33,11 @@ def _is_import(line: str) -> bool:
     return line.startswith(("import ", "from "))
 
 
-def test_only_import_lines_differ_from_the_seed():
-    doc = require_shared(SEED_DOC).read_text()
+def test_only_import_lines_differ_from_the_documentation():
+    doc = require_shared(TRANSFORMERS_DOC).read_text()
     doc_lines = [line.rstrip() for line in doc.splitlines()]
     position = 0
-    for line in SEED_CODE.read_text().splitlines():
+    for line in EXAMPLE.read_text().splitlines():
         if not line.strip() or _is_import(line):
             continue
         # Every other line appears in the document, in the same order.
@@ -72,7 +74,7 @@ RUNNER = textwrap.dedent(
     """
     import runpy, sys, types, warnings
     warnings.simplefilter("ignore")
-    # A stand-in for requests: the seed's image URL is served from a local COCO image.
+    # A stand-in for requests: the example's image URL is served from a local COCO image.
     requests = types.ModuleType("requests")
     class _Response:
         def __init__(self, path):
@@ -93,26 +95,26 @@ RUNNER = textwrap.dedent(
         },
         sys.argv[3],
     )
-    print("seed code ran")
+    print("documentation example ran")
     """
 )
 
 
-def test_seed_code_runs_on_vitpose(offline_hub, tmp_path, coco_dir):
+def test_documentation_example_runs_on_vitpose(offline_hub, tmp_path, coco_dir):
     image = coco_dir / "000000196141.jpg"
     runner = tmp_path / "runner.py"
     runner.write_text(RUNNER)
     out = tmp_path / "out.pt"
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(offline_hub), HF_HOME=str(tmp_path / "hf_home"))
     proc = subprocess.run(
-        [sys.executable, str(runner), str(SEED_CODE), str(image), str(out)],
+        [sys.executable, str(runner), str(EXAMPLE), str(image), str(out)],
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "seed code ran" in proc.stdout
+    assert "documentation example ran" in proc.stdout
     result = torch.load(out, weights_only=False)
 
     boxes = result["person_boxes"]
