@@ -5,7 +5,7 @@
     python benchmarks/run.py --quick      # tiny models, a few repeats: keeps the script working (CI, < 30 s)
 
 Measured: pre-processing (crops per second), the network, decoding, and the whole pose stage given boxes
-(pre-processing + network + decoding of N boxes on one image, through the seed-compatible API on both sides); the
+(pre-processing + network + decoding of N boxes on one image, through the transformers-compatible API on both sides); the
 machine's own float32 matrix-multiply rate, and the network's efficiency = analytic FLOPs / time / that rate; the
 optional back-ends (ONNX Runtime float32 and int8, PyTorch int8) with the change in output they cause; and the peak
 memory of loading a ViT-H-sized checkpoint. Weights are random (speed does not depend on their values) unless
@@ -612,7 +612,7 @@ def bench_backends(
 
 
 def _hf_stage(hf: Any, hf_proc: Any, image: Any, boxes: list, moe: bool) -> Any:
-    """The seed's code with transformers: processor, model, post-processing."""
+    """The transformers ViTPose documentation's code with transformers: processor, model, post-processing."""
     inputs = hf_proc(image, boxes=boxes, return_tensors="pt")
     extra = {"dataset_index": torch.zeros(len(boxes[0]), dtype=torch.long)} if moe else {}
     with torch.inference_mode():
@@ -835,7 +835,7 @@ def main(argv: list[str] | None = None) -> int:
         "Whole pose stage given boxes (one image: pre-processing + network + decoding, fp32)",
         ["model", "boxes", "transformers ms", "vitpose ms", "ratio", "ceiling"],
         stage_rows,
-        "Both sides run the seed's code: `processor(image, boxes=...)`, `model(**inputs)` (ViTPose++: dataset_index "
+        "Both sides run the transformers ViTPose documentation's code: `processor(image, boxes=...)`, `model(**inputs)` (ViTPose++: dataset_index "
         "0), `processor.post_process_pose_estimation(outputs, boxes=...)`. Ceiling: transformers' time over the time "
         "vitpose's own FLOPs would take at the fp32 matrix-multiply rate timed in the same repetition, with free "
         "pre-processing and decoding (median over repetitions): what an fp32 implementation of the same arithmetic "

@@ -1,4 +1,4 @@
-"""Keypoints for given person boxes in one image, with the seed-compatible API.
+"""Keypoints for given person boxes in one image, with the transformers-compatible API.
 
     python examples/pose_from_boxes.py IMAGE --boxes "x,y,w,h;x,y,w,h" [--model SOURCE] [--flip-test]
                                        [--dataset coco] [--out annotated.png]

@@ -90,7 +90,7 @@ def load_hf(directory: Path):
 
 
 def hf_to_original_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Written out independently of vitpose.checkpoints: the original ViTPose key layout (REFERENCE.md)."""
+    """Written out independently of vitpose.checkpoints: the original ViTPose key layout (docs/reference.md)."""
     out = {}
     layers = {}
     for key, value in state.items():
@@ -139,7 +139,7 @@ def make_tiny_rtdetr(
     """Save a tiny random RT-DETR (80 labels, 6 queries, 320x320 input) and its image processor in `directory`.
 
     The biases of the decoder's class heads decide the labels: `person_bias` on label 0 makes every query a
-    confident person (as the seed filters on label 0), `label_biases` {label: bias} adds others; None leaves the
+    confident person (as the transformers ViTPose documentation example filters on label 0), `label_biases` {label: bias} adds others; None leaves the
     random init. `id2label` sets the config's label names (e.g. COCO's 80)."""
     from transformers import RTDetrConfig, RTDetrForObjectDetection
     from transformers.models.rt_detr.image_processing_pil_rt_detr import RTDetrImageProcessorPil

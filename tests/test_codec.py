@@ -90,7 +90,7 @@ def model_like_heatmaps(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
 
 
 def image_from_hm_reference(hm_coords: np.ndarray, centers: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """Float64 UDP back-transform (REFERENCE.md step 6) for the reference loop's output."""
+    """Float64 UDP back-transform (docs/reference.md, test-time pipeline step 6) for the reference loop's output."""
     per_px = scales / (np.array(HEATMAP_SIZE) - 1.0)
     return hm_coords * per_px[:, None] + (centers - scales / 2)[:, None]
 

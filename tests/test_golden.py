@@ -1,4 +1,4 @@
-"""Real weights against the golden values of REFERENCE.md. Needs the Hugging Face hub and images.cocodataset.org:
+"""Real weights against the golden values of docs/reference.md. Needs the Hugging Face hub and images.cocodataset.org:
 skipped where they cannot be reached (as on the development machines, which have no internet)."""
 
 from __future__ import annotations

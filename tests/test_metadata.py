@@ -20,7 +20,7 @@ EXPECTED = {  # name: (dataset_index, num_keypoints, is_animal)
     "wholebody": (5, 133, False),
 }
 
-# COCO constants, written out from docs/REFERENCE.md.
+# COCO constants, written out from docs/reference.md.
 COCO_NAMES = (
     "nose",
     "left_eye",

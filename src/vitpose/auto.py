@@ -1,7 +1,7 @@
-"""`AutoProcessor`: the seed code loads both the person detector's processor and ViTPose's through one name.
+"""`AutoProcessor`: the transformers ViTPose documentation's example loads both the person detector's processor and ViTPose's through one name.
 
 A ViTPose checkpoint (or an original `.pth`) gets `vitpose.VitPoseImageProcessor`; anything else (the RT-DETR
-detector of the seed, for instance) is handed to `transformers.AutoProcessor`, which must then be installed.
+detector of that example, for instance) is handed to `transformers.AutoProcessor`, which must then be installed.
 """
 
 from __future__ import annotations

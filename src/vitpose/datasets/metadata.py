@@ -195,7 +195,7 @@ _CYAN: Color = (0, 255, 255)
 _AZURE: Color = (6, 156, 250)
 
 # ---------------------------------------------------------------------------------------------------------------------
-# COCO (17). Source: mmpose configs/_base_/datasets/coco.py (as in the ViTPose tree); values match REFERENCE.md.
+# COCO (17). Source: mmpose configs/_base_/datasets/coco.py (as in the ViTPose tree); values match docs/reference.md.
 _COCO_NAMES = (
     "nose",
     "left_eye",

@@ -4,7 +4,8 @@ Every detector is called as `detector(images, names)` on RGB uint8 (H, W, 3) arr
 names) and returns one `Detections` per image: (n, 4) float32 COCO [x, y, width, height] boxes in image pixels,
 (n,) float32 scores and (n,) int64 labels.
 
-- `RTDetrDetector`: RT-DETR through transformers (`pip install "vitpose[detector]"`), the seed example's detector.
+- `RTDetrDetector`: RT-DETR through transformers (`pip install "vitpose[detector]"`), the detector of the
+  transformers ViTPose documentation's example.
 - `HOGDetector`: OpenCV's HOG people detector; no weights, works offline, weak.
 - `BoxesDetector`: boxes you give, e.g. a COCO detections file (`BoxesDetector.from_json`).
 - `FullImageDetector`: the whole image as one box, for images that are already crops.

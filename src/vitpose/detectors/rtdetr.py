@@ -1,4 +1,5 @@
-"""RT-DETR through transformers (the optional `detector` extra): the person detector of the seed example."""
+"""RT-DETR through transformers (the optional `detector` extra): the person detector of the
+transformers ViTPose documentation's example."""
 
 from __future__ import annotations
 

@@ -259,8 +259,8 @@ class VitPoseForPoseEstimation(nn.Module):
             raise TypeError(f"dataset_index must be an integer tensor, got {index.dtype}")
         index = index.long()
         if index.numel() == 1:
-            # One value for the whole batch; the seed passes torch.tensor([0]) for any number of people, which
-            # transformers broadcasts.
+            # One value for the whole batch; the transformers ViTPose documentation example passes
+            # torch.tensor([0]) for any number of people, which transformers broadcasts.
             index = index.reshape(1).expand(batch)
         if index.ndim != 1 or index.shape[0] != batch:
             raise VitPoseError(
