@@ -5,11 +5,11 @@
     python benchmarks/run.py --quick      # tiny models, a few repeats: keeps the script working (CI, < 30 s)
 
 Measured: pre-processing (crops per second), the network, decoding, and the whole pose stage given boxes
-(pre-processing + network + decoding of N boxes on one image, through the transformers-compatible API on both sides); the
-machine's own float32 matrix-multiply rate, and the network's efficiency = analytic FLOPs / time / that rate; the
-optional back-ends (ONNX Runtime float32 and int8, PyTorch int8) with the change in output they cause; and the peak
-memory of loading a ViT-H-sized checkpoint. Weights are random (speed does not depend on their values) unless
---checkpoint names real ones.
+(pre-processing + network + decoding of N boxes on one image, through the transformers-compatible API on both
+sides); the machine's own float32 matrix-multiply rate, and the network's efficiency = analytic FLOPs / time /
+that rate; the optional back-ends (ONNX Runtime float32 and int8, PyTorch int8) with the change in output they
+cause; and the peak memory of loading a ViT-H-sized checkpoint. Weights are random (speed does not depend on their
+values) unless --checkpoint names real ones.
 
 Timing: after warm-up, each repetition runs the two contenders back to back; a figure is the median over
 repetitions and a ratio is the median of the per-repetition ratios (transformers time / vitpose time, so > 1 means
@@ -835,8 +835,9 @@ def main(argv: list[str] | None = None) -> int:
         "Whole pose stage given boxes (one image: pre-processing + network + decoding, fp32)",
         ["model", "boxes", "transformers ms", "vitpose ms", "ratio", "ceiling"],
         stage_rows,
-        "Both sides run the transformers ViTPose documentation's code: `processor(image, boxes=...)`, `model(**inputs)` (ViTPose++: dataset_index "
-        "0), `processor.post_process_pose_estimation(outputs, boxes=...)`. Ceiling: transformers' time over the time "
+        "Both sides run the transformers ViTPose documentation's code: `processor(image, boxes=...)`, "
+        "`model(**inputs)` (ViTPose++: dataset_index 0), `processor.post_process_pose_estimation(outputs, boxes=...)`. "
+        "Ceiling: transformers' time over the time "
         "vitpose's own FLOPs would take at the fp32 matrix-multiply rate timed in the same repetition, with free "
         "pre-processing and decoding (median over repetitions): what an fp32 implementation of the same arithmetic "
         "running at that rate would reach.",

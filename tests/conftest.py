@@ -139,8 +139,9 @@ def make_tiny_rtdetr(
     """Save a tiny random RT-DETR (80 labels, 6 queries, 320x320 input) and its image processor in `directory`.
 
     The biases of the decoder's class heads decide the labels: `person_bias` on label 0 makes every query a
-    confident person (as the transformers ViTPose documentation example filters on label 0), `label_biases` {label: bias} adds others; None leaves the
-    random init. `id2label` sets the config's label names (e.g. COCO's 80)."""
+    confident person (as the transformers ViTPose documentation example filters on label 0), `label_biases`
+    {label: bias} adds others; None leaves the random init. `id2label` sets the config's label names
+    (e.g. COCO's 80)."""
     from transformers import RTDetrConfig, RTDetrForObjectDetection
     from transformers.models.rt_detr.image_processing_pil_rt_detr import RTDetrImageProcessorPil
 

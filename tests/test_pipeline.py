@@ -28,7 +28,7 @@ def estimator(checkpoint):
     return PoseEstimator.from_pretrained(checkpoint, device="cpu", detector="full-image", batch_size=4)
 
 
-def test_given_boxes_round_trip_and_match_the_seed_api(estimator, checkpoint, coco_dir):
+def test_given_boxes_round_trip_and_match_the_transformers_api(estimator, checkpoint, coco_dir):
     data = coco_images_and_boxes()
     results = estimator.predict([p for p, _ in data], boxes=[b for _, b in data])
     processor = VitPoseImageProcessor.from_pretrained(checkpoint)

@@ -1,4 +1,5 @@
-"""`AutoProcessor`: the transformers ViTPose documentation's example loads both the person detector's processor and ViTPose's through one name.
+"""`AutoProcessor`: the transformers ViTPose documentation's example loads both the person
+detector's processor and ViTPose's through one name.
 
 A ViTPose checkpoint (or an original `.pth`) gets `vitpose.VitPoseImageProcessor`; anything else (the RT-DETR
 detector of that example, for instance) is handed to `transformers.AutoProcessor`, which must then be installed.

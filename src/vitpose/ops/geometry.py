@@ -444,7 +444,7 @@ def heatmap_to_image_coords(
     scales: Any,
     heatmap_size: Sequence[int],
 ) -> np.ndarray:
-    """UDP back-transform of heatmap pixel coordinates to image coordinates (docs/reference.md, test-time pipeline step 6).
+    """UDP back-transform of heatmap pixel coordinates to image coordinates (docs/reference.md, test-time step 6).
 
     ``x = x_hm * s_w / (W_hm - 1) + c_x - s_w / 2`` and likewise for y: the exact inverse of
     :func:`get_udp_warp_matrices` (rotation 0) composed with the crop -> heatmap stride

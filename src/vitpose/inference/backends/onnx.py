@@ -3,9 +3,10 @@
     from vitpose.inference.backends.onnx import OnnxPoseModel
     estimator = PoseEstimator(OnnxPoseModel("vitpose-b.onnx"), processor)
 
-It takes what the estimator and the transformers ViTPose documentation's example pass (`pixel_values`, `dataset_index`, `flip_pairs`, `flip_test`)
-and returns a `VitPoseEstimatorOutput` with torch heatmaps, so the processor's post-processing and the codec work
-unchanged. Write the file with `vitpose export onnx` or `vitpose.export.export_onnx`.
+It takes what the estimator and the transformers ViTPose documentation's example pass (`pixel_values`,
+`dataset_index`, `flip_pairs`, `flip_test`) and returns a `VitPoseEstimatorOutput` with torch heatmaps, so the
+processor's post-processing and the codec work unchanged. Write the file with `vitpose export onnx` or
+`vitpose.export.export_onnx`.
 """
 
 from __future__ import annotations
