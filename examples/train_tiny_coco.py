@@ -9,7 +9,7 @@ on them checks that targets, loss, crops, decoding and evaluation agree at the r
     python examples/train_tiny_coco.py                       # writes runs/tiny_coco/{last,best,log.csv,training.png}
     python examples/train_tiny_coco.py --epochs 300 --threads 2
 
-Measured on a 2-core CPU (one intra-op thread): see the README's training section.
+Measured on a 2-core CPU (one intra-op thread): see docs/training.md.
 """
 
 from __future__ import annotations
