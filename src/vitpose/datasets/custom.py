@@ -23,6 +23,7 @@ channels, right only for symmetric-free skeletons, so give them when the skeleto
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -32,9 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from vitpose.datasets import DATASETS, DatasetInfo, get_dataset_info
-from vitpose.errors import DatasetError
+from vitpose.errors import AnnotationError, DatasetError
 
-__all__ = ["dataset_info_from_dict", "infer_dataset_info", "load_dataset_info", "resolve_dataset_info"]
+__all__ = [
+    "dataset_info_from_dict",
+    "dataset_info_to_dict",
+    "infer_dataset_info",
+    "is_registered",
+    "load_dataset_info",
+    "resolve_dataset_info",
+]
 
 _PALETTE = ((255, 128, 0), (51, 153, 255), (0, 255, 0), (255, 51, 51), (255, 153, 255), (102, 178, 255))
 _DEFAULT_SIGMA = 0.05
@@ -179,41 +187,67 @@ def _infer_flip_pairs(names: Sequence[str]) -> list[tuple[int, int]]:
 
 
 def infer_dataset_info(annotations: Mapping[str, Any] | list[Any], source: str = "annotations") -> DatasetInfo:
-    """The data set of a COCO-format annotation object (or MPII list), from its keypoint count and category.
+    """The data set of an annotation file (a loaded COCO-format object or MPII list): the one set of rules that
+    `vitpose eval`, `vitpose train` and the Python API all use.
 
-    A known data set (COCO, AI Challenger, AP-10K, COCO-WholeBody) is recognised by its keypoint names or, without
-    names, by its count. Anything else becomes a custom `DatasetInfo` from the category's `keypoints` and 1-based
-    `skeleton`, with left/right pairs guessed from the names and OKS sigmas of 0.05 (a warning says so: give a data
-    set file for real sigmas).
+    1. A JSON list is MPII (the mmpose MPII format is a list of people).
+    2. Anything else must be a COCO-format object with an ``annotations`` list; the first annotation with
+       ``keypoints`` decides (none: an error).
+    3. An annotation with ``foot_kpts`` is COCO-WholeBody.
+    4. With K = len(keypoints) / 3: when the annotation's category (or else the first category) lists K keypoint
+       names and they are a known data set's names (compared without case and punctuation, so "Right Shoulder"
+       is "right_shoulder"), it is that data set (AP-10K rather than APT-36K, which has the same table).
+    5. K = 17: COCO, unless the categories are named and none is ``person``: AP-10K.
+    6. K = 14: AI Challenger.
+    7. Otherwise a custom skeleton from the category's ``keypoints`` (K names are needed, else an error that asks
+       for a data set file) and 1-based ``skeleton``, with left/right flip pairs guessed from the names and an OKS
+       sigma of 0.05 for every keypoint (a warning says so: give a data set file, ``--dataset FILE``, for real
+       sigmas, or evaluate a checkpoint trained on that data set, whose config keeps them).
+
+    Raises:
+        AnnotationError: neither a COCO-format object nor an MPII list, no annotation with keypoints, or a keypoint
+            count that fits no known data set without K keypoint names in the categories.
     """
     if isinstance(annotations, list):
-        return DATASETS["mpii"]  # the mmpose MPII format is a JSON list of people
-    anns = [a for a in annotations.get("annotations", []) if isinstance(a, Mapping) and "keypoints" in a]
-    if not anns:
-        raise DatasetError(f"{source}: no annotation has 'keypoints'; is this a COCO-format keypoint file?")
-    if "foot_kpts" in anns[0]:
+        return DATASETS["mpii"]
+    if not isinstance(annotations, Mapping) or not isinstance(annotations.get("annotations"), list):
+        raise AnnotationError(
+            f"{source}: the annotations are neither a COCO-format object (images, annotations, categories) nor an "
+            "MPII list"
+        )
+    ann = next((a for a in annotations["annotations"] if isinstance(a, Mapping) and "keypoints" in a), None)
+    if ann is None:
+        raise AnnotationError(f"{source}: no annotation has 'keypoints'; is this a COCO-format keypoint file?")
+    if "foot_kpts" in ann:
         return DATASETS["wholebody"]
-    count = len(anns[0]["keypoints"]) // 3
-    categories = [c for c in annotations.get("categories", []) if isinstance(c, Mapping)]
-    cat = next((c for c in categories if isinstance(c.get("keypoints"), list)), None)
+    values = ann["keypoints"]
+    count = len(values) // 3 if isinstance(values, (list, tuple)) else 0
+    raw = annotations.get("categories")
+    categories = [c for c in raw if isinstance(c, Mapping)] if isinstance(raw, list) else []
+    with_names = [c for c in categories if isinstance(c.get("keypoints"), list)]
+    cat = next((c for c in with_names if c.get("id") == ann.get("category_id")), with_names[0] if with_names else None)
     names = [str(n) for n in cat["keypoints"]] if cat is not None else []
     if names and len(names) == count:
+        normalised = [_norm(n) for n in names]
         for info in DATASETS.values():
-            if [_norm(n) for n in info.keypoint_names] == [_norm(n) for n in names]:
-                if info.name == "apt36k":
-                    continue  # same table as AP-10K
+            if info.name != "apt36k" and [_norm(n) for n in info.keypoint_names] == normalised:
                 return info
-    elif count == 17:
-        label = str(cat.get("name", "")).lower() if cat is not None else "person"
-        return DATASETS["coco" if label in ("", "person") else "ap10k"]
-    elif count == 14:
+    if count == 17:
+        labels = {str(c.get("name") or "").lower() for c in categories} - {""}
+        return DATASETS["coco" if not labels or "person" in labels else "ap10k"]
+    if count == 14:
         return DATASETS["aic"]
-    if len(names) != count:
-        raise DatasetError(
-            f"{source}: instances have {count} keypoints, which fits no known data set, and the category gives "
-            f"{len(names)} keypoint names; describe the data set in a JSON file (--dataset my_dataset.json)"
+    if cat is None or len(names) != count:
+        raise AnnotationError(
+            f"{source}: annotations have {count} keypoints per instance, which fits no known data set (COCO 17, AI "
+            f"Challenger 14, MPII 16, WholeBody 133), and the categories give {len(names)} keypoint names: describe "
+            "the data set in a JSON file (--dataset my_dataset.json)"
         )
-    skeleton = [(a - 1, b - 1) for a, b in cat.get("skeleton", []) if 1 <= a <= count and 1 <= b <= count and a != b]
+    skeleton = [
+        (a - 1, b - 1)
+        for a, b in (p for p in cat.get("skeleton", []) if isinstance(p, (list, tuple)) and len(p) == 2)
+        if isinstance(a, int) and isinstance(b, int) and 1 <= a <= count and 1 <= b <= count and a != b
+    ]
     warnings.warn(
         f"{source}: custom skeleton '{cat.get('name', 'custom')}' with {count} keypoints; no OKS sigmas are known, "
         f"so {_DEFAULT_SIGMA} is used for every keypoint (AP is then only a relative measure) and left/right pairs "
@@ -230,3 +264,32 @@ def infer_dataset_info(annotations: Mapping[str, Any] | list[Any], source: str =
         },
         source,
     )
+
+
+def is_registered(info: DatasetInfo) -> bool:
+    """Whether `info` is one of the known data sets (its registry entry, up to its `dataset_index`)."""
+    known = DATASETS.get(info.name)
+    return known is not None and dataclasses.replace(info, dataset_index=known.dataset_index) == known
+
+
+def dataset_info_to_dict(info: DatasetInfo) -> dict[str, Any]:
+    """The JSON description of a data set (the format of this module's docstring), the inverse of
+    `dataset_info_from_dict`: what a checkpoint's ``config.json`` keeps of its main head's custom data set.
+
+    Keypoints in ``skeleton``, ``flip_pairs``, ``upper_body`` and ``lower_body`` are written as 0-based indices.
+    """
+    return {
+        "name": info.name,
+        "keypoints": list(info.keypoint_names),
+        "skeleton": [list(p) for p in info.skeleton],
+        "flip_pairs": [list(p) for p in info.flip_pairs],
+        "sigmas": list(info.sigmas),
+        "joint_weights": list(info.joint_weights),
+        "upper_body": list(info.upper_body_ids),
+        "lower_body": list(info.lower_body_ids),
+        "dataset_index": info.dataset_index,
+        "display_name": info.display_name,
+        "is_animal": info.is_animal,
+        "keypoint_colors": [list(c) for c in info.keypoint_colors],
+        "link_colors": [list(c) for c in info.link_colors],
+    }

@@ -18,11 +18,10 @@ pipeline (mmpose 0.x top-down data sets, as ViTPose uses them):
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from vitpose.datasets import DatasetInfo, get_dataset_info
+from vitpose.datasets import DatasetInfo
+from vitpose.datasets.coco import clip_gt_box, load_coco_keypoints
+from vitpose.datasets.coco import read_json as _read_json
+from vitpose.datasets.custom import dataset_info_from_dict, infer_dataset_info, is_registered, resolve_dataset_info
 from vitpose.errors import AnnotationError
 from vitpose.inference.estimator import PoseEstimator
 from vitpose.media import find_image_files
@@ -82,66 +84,64 @@ EvaluationError = AnnotationError
 
 
 def read_json(path: str | os.PathLike[str], what: str) -> Any:
-    """A JSON file, or an `EvaluationError` naming the file and what it should have been."""
-    path = Path(path)
-    if not path.is_file():
-        raise EvaluationError(f"{what} file not found: {path}")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise EvaluationError(f"{path}: cannot read it as JSON ({err}); expected a {what} file") from None
+    """A JSON file, or an `EvaluationError` naming the file and what it should have been
+    (`vitpose.datasets.coco.read_json`)."""
+    return _read_json(path, what)
 
 
-def infer_dataset(annotations: Any) -> DatasetInfo:
-    """The data set an annotation file is in: MPII (a JSON list), WholeBody (`foot_kpts`), else by keypoint count
-    (14 AI Challenger, 17 COCO or, when the categories are not `person`, AP-10K)."""
-    if isinstance(annotations, list):
-        return get_dataset_info("mpii")
-    if not isinstance(annotations, Mapping) or "annotations" not in annotations:
-        raise EvaluationError(
-            "the annotations are neither a COCO-format object (images, annotations, categories) nor an MPII list"
-        )
-    for ann in annotations.get("annotations", []):
-        if not isinstance(ann, Mapping) or "keypoints" not in ann:
-            continue
-        if "foot_kpts" in ann:
-            return get_dataset_info("wholebody")
-        count = len(ann["keypoints"]) // 3
-        if count == 14:
-            return get_dataset_info("aic")
-        if count == 17:
-            names = {str(c.get("name", "")).lower() for c in annotations.get("categories", []) if isinstance(c, dict)}
-            return get_dataset_info("coco" if not names or "person" in names else "ap10k")
-        raise EvaluationError(
-            f"annotations have {count} keypoints per instance, which fits no known data set (COCO 17, AI Challenger "
-            "14, MPII 16, WholeBody 133): pass --dataset"
-        )
-    raise EvaluationError("the annotation file has no annotation with keypoints")
+def infer_dataset(annotations: Any, source: str = "annotations") -> DatasetInfo:
+    """The data set an annotation file is in (`vitpose.datasets.custom.infer_dataset_info`, whose docstring gives
+    the rules): MPII (a JSON list), WholeBody (`foot_kpts`), a known data set by its keypoint names, 17 COCO or
+    AP-10K, 14 AI Challenger, else a custom skeleton from the categories."""
+    return infer_dataset_info(annotations, source)
 
 
-def _estimator(
-    model: Any,
-    dataset: DatasetInfo,
-    flip_test: bool | None,
-    batch_size: int,
-    device: str | torch.device | None,
-) -> PoseEstimator:
-    """A PoseEstimator serving `dataset`, without NMS (evaluation applies its own)."""
+def _model_dataset(model: Any) -> DatasetInfo | None:
+    """The custom data set a checkpoint's main head was trained on (`config.dataset_info`), or None."""
+    described = getattr(model.config, "dataset_info", None)
+    if not described:
+        return None
+    return dataset_info_from_dict(described, "the model's config.json (dataset_info)")
+
+
+def _dataset(dataset: Any, data: Any, model: Callable[[], Any], source: str | None) -> DatasetInfo:
+    """The data set to score as: the one asked for, else inferred from the annotations; a custom skeleton that the
+    model (`model()` loads it) was trained on, with the same keypoint count, is scored with the model's description
+    (its names, flip pairs and OKS sigmas) instead of the guessed one."""
+    if dataset is not None:
+        return resolve_dataset_info(dataset)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        inferred = infer_dataset(data, source or "annotations")
+    if not is_registered(inferred):
+        described = _model_dataset(model())
+        if described is not None and inferred.num_keypoints == described.num_keypoints:
+            return described
+    for w in caught:
+        warnings.warn(w.message, w.category, stacklevel=3)
+    return inferred
+
+
+def _load_model(model: Any, flip_test: bool | None, device: str | torch.device | None) -> tuple[Any, Any, bool]:
+    """(model, processor or None, flip test) of what `evaluate` was given."""
     from vitpose.models.pose import VitPoseForPoseEstimation
 
     if isinstance(model, PoseEstimator):
-        base_model, processor = model.model, model.processor
-        flip = model.flip_test if flip_test is None else flip_test
-    elif isinstance(model, (str, os.PathLike)):
+        return model.model, model.processor, model.flip_test if flip_test is None else flip_test
+    if isinstance(model, (str, os.PathLike)):
         base_model = VitPoseForPoseEstimation.from_pretrained(model, device=device or "auto")
         from vitpose.processor import VitPoseImageProcessor
 
         processor = VitPoseImageProcessor.from_pretrained(model) if not Path(model).is_file() else None
-        flip = bool(flip_test)
-    else:
-        base_model, processor, flip = model, None, bool(flip_test)
-        if device is not None:
-            base_model = base_model.to(device)
+        return base_model, processor, bool(flip_test)
+    if device is not None:
+        model = model.to(device)
+    return model, None, bool(flip_test)
+
+
+def _estimator(loaded: tuple[Any, Any, bool], dataset: DatasetInfo, batch_size: int) -> PoseEstimator:
+    """A PoseEstimator serving `dataset`, without NMS (evaluation applies its own)."""
+    base_model, processor, flip = loaded
     selectable = base_model.is_moe or base_model.config.num_heads > 1
     in_registry = dataset.name in {"coco", "aic", "mpii", "ap10k", "apt36k", "wholebody"}
     model_k = base_model.config.num_keypoints_for(dataset.dataset_index if selectable and in_registry else 0)
@@ -167,11 +167,8 @@ def _estimator(
 
 
 def _gt_boxes(annotations: Mapping[str, Any], dataset: DatasetInfo) -> dict[Any, list[tuple[list[float], float, int]]]:
-    """The original's ground-truth boxes: annotations with a labelled keypoint, clipped to the image, score 1.
-
-    The clipping is mmpose's: x2 = min(W - 1, x1 + max(0, w - 1)), so a box inside the image loses one pixel of
-    width and height, exactly as in the evaluation that produced the published numbers.
-    """
+    """The original's ground-truth boxes: annotations with a labelled keypoint, clipped to the image (mmpose's
+    clipping, `vitpose.datasets.coco.clip_gt_box`, as training), score 1."""
     sizes = {img["id"]: (img.get("width"), img.get("height")) for img in annotations["images"]}
     out: dict[Any, list[tuple[list[float], float, int]]] = {img["id"]: [] for img in annotations["images"]}
     for ann in annotations["annotations"]:
@@ -179,13 +176,10 @@ def _gt_boxes(annotations: Mapping[str, Any], dataset: DatasetInfo) -> dict[Any,
         values = list(ann.get("keypoints", []))
         if not values or max(values) <= 0 or ann.get("num_keypoints", 1) == 0:
             continue
-        x, y, w, h = (float(v) for v in ann["bbox"])
         width, height = sizes.get(ann["image_id"], (None, None))
-        x1, y1 = max(0.0, x), max(0.0, y)
-        x2 = x1 + max(0.0, w - 1) if width is None else min(width - 1.0, x1 + max(0.0, w - 1))
-        y2 = y1 + max(0.0, h - 1) if height is None else min(height - 1.0, y1 + max(0.0, h - 1))
-        if ann.get("area", 1) > 0 and x2 > x1 and y2 > y1:
-            out[ann["image_id"]].append(([x1, y1, x2 - x1, y2 - y1], 1.0, int(ann.get("category_id", 1))))
+        box = clip_gt_box(ann["bbox"], width, height)
+        if ann.get("area", 1) > 0 and box is not None:
+            out[ann["image_id"]].append((box, 1.0, int(ann.get("category_id", 1))))
     return out
 
 
@@ -273,17 +267,29 @@ def evaluate(
     """
     source = str(annotations) if isinstance(annotations, (str, os.PathLike)) else None
     data = read_json(annotations, "annotations") if isinstance(annotations, (str, os.PathLike)) else annotations
-    info = get_dataset_info(dataset) if dataset is not None else infer_dataset(data)
+    cache: list[tuple[Any, Any, bool]] = []
+
+    def loaded() -> tuple[Any, Any, bool]:
+        if not cache:
+            cache.append(_load_model(model, flip_test, device))
+        return cache[0]
+
+    info = _dataset(dataset, data, lambda: loaded()[0], source)
     if info.name == "mpii" or isinstance(data, list):
         if info.name != "mpii":
             raise EvaluationError(f"the annotations are an MPII list but dataset {info.name!r} was asked for")
         if detections is not None:
             raise EvaluationError("MPII is evaluated on its annotated centres and scales: --detections does not apply")
-        return _evaluate_mpii(model, data, source, images, info, flip_test, batch_size, device, progress, headboxes)
-    from vitpose.evaluation.metrics import evaluate_predictions, load_coco_keypoints
+        if not isinstance(data, list):
+            raise EvaluationError(
+                f"{source or 'annotations'}: a COCO-format file with MPII's 16 joints; MPII is scored (PCKh) from "
+                "its own format, the mmpose JSON list (mpii_val.json): pass that file"
+            )
+        return _evaluate_mpii(loaded(), data, source, images, info, batch_size, progress, headboxes)
+    from vitpose.evaluation.metrics import evaluate_predictions
 
-    data = load_coco_keypoints(annotations if source is not None else data, info)  # errors name the file
-    estimator = _estimator(model, info, flip_test, batch_size, device)
+    data = load_coco_keypoints(data, info, source=source)  # errors name the file
+    estimator = _estimator(loaded(), info, batch_size)
     estimator.rescore_thr = rescore_thr
     notes: list[str] = []
     image_entries = [(img["id"], img["file_name"]) for img in data["images"]]
@@ -319,16 +325,10 @@ def evaluate(
                 input_size=estimator.processor.input_size,
                 padding=estimator.processor.padding_factor,
             )
-        for i in keep:
-            flat = np.concatenate([result.keypoints[i], result.keypoint_scores[i][:, None]], axis=1).reshape(-1)
-            predictions.append(
-                {
-                    "image_id": image_id,
-                    "category_id": int(categories[i]),
-                    "keypoints": [float(v) for v in flat],
-                    "score": float(result.scores[i]),
-                }
-            )
+        # COCO keypoint results as the original writes them: full precision, no bbox (see EvalReport).
+        predictions += result.select(keep).to_coco(
+            image_id=image_id, category_id=categories[keep], file_name=False, bbox=False, decimals=None
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         metrics = evaluate_predictions(data, predictions, info)
@@ -336,14 +336,12 @@ def evaluate(
 
 
 def _evaluate_mpii(
-    model: Any,
+    loaded: tuple[Any, Any, bool],
     data: list[Any],
     source: str | None,
     images: str | os.PathLike[str],
     info: DatasetInfo,
-    flip_test: bool | None,
     batch_size: int,
-    device: Any,
     progress: bool,
     headboxes: Any,
 ) -> EvalReport:
@@ -357,7 +355,7 @@ def _evaluate_mpii(
         warnings.simplefilter("always")
         samples = load_mpii(source if source is not None else data, headboxes=headboxes)
     notes.extend(str(w.message) for w in caught)
-    estimator = _estimator(model, info, flip_test, batch_size, device)
+    estimator = _estimator(loaded, info, batch_size)
     order: list[str] = []
     members: dict[str, list[int]] = {}
     for index, sample in enumerate(samples):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,24 +78,49 @@ class PoseResult:
         )
 
     def to_coco(
-        self, image_id: int | None = None, category_id: int = 1, file_name: bool = True
+        self,
+        image_id: int | str | None = None,
+        category_id: int | Sequence[int] | np.ndarray = 1,
+        file_name: bool = True,
+        *,
+        bbox: bool = True,
+        decimals: int | None = 3,
     ) -> list[dict[str, Any]]:
         """COCO keypoint results: one dict per instance with `image_id`, `category_id`, `keypoints` (x, y, score
-        for each keypoint, flat), `score`, plus `bbox` and (with `file_name`) the image's `file_name`."""
+        for each keypoint, flat), `score`, plus `bbox` and (with `file_name`) the image's `file_name`.
+
+        Args:
+            image_id: the COCO image id (default: `self.image_id`); an integer, or a string, kept as it is (COCO
+                annotation files may use string ids).
+            category_id: one category for every instance, or one per instance.
+            file_name: add the image's `file_name` (where known).
+            bbox: add the box [x, y, w, h]. `vitpose eval` writes results without it, as the original does: with
+                a `bbox`, pycocotools takes a prediction's area from its box rather than from its keypoints.
+            decimals: round `keypoints` and `bbox` to this many decimals (3: 0.001 px); None keeps the full
+                float32 values (the evaluation's results).
+        """
         image_id = self.image_id if image_id is None else image_id
         if image_id is None:
             raise VitPoseError("to_coco needs an image_id: pass to_coco(image_id=...) or set result.image_id")
+        if not isinstance(image_id, str):
+            image_id = int(image_id)
+        categories = np.broadcast_to(np.asarray(category_id), (len(self),))
         flat = np.concatenate([self.keypoints, self.keypoint_scores[..., None]], axis=2)
         flat = flat.reshape(len(self), 3 * self.num_keypoints)
+
+        def values(row: np.ndarray) -> list[float]:
+            return [float(v) for v in row] if decimals is None else [round(float(v), decimals) for v in row]
+
         out = []
         for i in range(len(self)):
             entry: dict[str, Any] = {
-                "image_id": int(image_id),
-                "category_id": int(category_id),
-                "keypoints": [round(float(v), 3) for v in flat[i]],
+                "image_id": image_id,
+                "category_id": int(categories[i]),
+                "keypoints": values(flat[i]),
                 "score": float(self.scores[i]),
-                "bbox": [round(float(v), 3) for v in self.boxes[i]],
             }
+            if bbox:
+                entry["bbox"] = values(self.boxes[i])
             if file_name and self.file_name is not None:
                 entry["file_name"] = self.file_name
             out.append(entry)
@@ -132,25 +158,94 @@ class PoseResult:
             **kwargs,
         )
 
+    def people(
+        self, track_ids: Sequence[int] | np.ndarray | None = None, decimals: tuple[int, int] | None = None
+    ) -> list[dict[str, Any]]:
+        """One `person_dict` per instance: the one JSON schema of a person (see `person_dict`)."""
+        return [
+            person_dict(
+                self.boxes[i],
+                self.box_scores[i],
+                self.scores[i],
+                self.keypoints[i],
+                self.keypoint_scores[i],
+                track_id=None if track_ids is None else track_ids[i],
+                decimals=decimals,
+            )
+            for i in range(len(self))
+        ]
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready lists."""
+        """Plain JSON-ready lists: `file_name`, `image_id`, `image_size` [W, H], `dataset` (its name),
+        `keypoint_names` and `instances`, one `person_dict` per instance (full float32 precision)."""
         return {
             "file_name": self.file_name,
             "image_id": self.image_id,
             "image_size": list(self.image_size),
             "dataset": self.dataset.name,
             "keypoint_names": list(self.dataset.keypoint_names),
-            "instances": [
-                {
-                    "bbox": self.boxes[i].tolist(),
-                    "box_score": float(self.box_scores[i]),
-                    "score": float(self.scores[i]),
-                    "keypoints": self.keypoints[i].tolist(),
-                    "keypoint_scores": self.keypoint_scores[i].tolist(),
-                }
-                for i in range(len(self))
-            ],
+            "instances": self.people(),
         }
+
+
+def person_dict(
+    bbox: Any,
+    box_score: Any,
+    score: Any,
+    keypoints: Any,
+    keypoint_scores: Any,
+    *,
+    track_id: int | None = None,
+    decimals: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """One person (or animal) as JSON: THE schema of a pose result, used by `PoseResult.to_dict` (`instances`),
+    the video JSON Lines (`people` of each frame, with `track_id`) and every other JSON output of poses.
+
+    Schema (keys in this order; plain numbers and lists)::
+
+        {
+          "track_id": 3,                                  (only for tracked poses: int >= 1, stable over frames)
+          "bbox": [x, y, width, height],                  the box the pose was estimated in, image pixels (COCO)
+          "box_score": 0.93,                              the detector's score (1 for given boxes)
+          "score": 0.71,                                  instance score: box score x mean keypoint score > 0.2
+          "keypoints": [[x, y], ...],                     K points in image pixels, in the data set's order
+          "keypoint_scores": [0.9, ...]                   K heatmap maxima
+        }
+
+    The keypoint names and order are those of the data set (`PoseResult.dataset.keypoint_names`), given once per
+    image (`to_dict`'s `keypoint_names`), not per person.
+
+    Args:
+        bbox: (4,); box_score, score: numbers; keypoints: (K, 2); keypoint_scores: (K,).
+        track_id: the pose's track id, or None (no `track_id` key).
+        decimals: None: full precision (float32 values as Python floats); (c, s): coordinates (`bbox`,
+            `keypoints`) rounded to c decimals and scores to s (the video JSON Lines use (3, 5)).
+
+    COCO keypoint results (`image_id`, `category_id`, flat `keypoints` x, y, score, ...) are another format, the
+    one pycocotools reads: `PoseResult.to_coco`.
+    """
+    out: dict[str, Any] = {} if track_id is None else {"track_id": int(track_id)}
+    box = np.asarray(bbox, np.float64)
+    points = np.asarray(keypoints, np.float64)
+    point_scores = np.asarray(keypoint_scores, np.float64)
+    if decimals is None:
+        out.update(
+            bbox=box.tolist(),
+            box_score=float(box_score),
+            score=float(score),
+            keypoints=points.tolist(),
+            keypoint_scores=point_scores.tolist(),
+        )
+    else:
+        coords, scores = decimals
+        out.update(
+            bbox=np.round(box, coords).tolist(),
+            box_score=round(float(box_score), scores),
+            score=round(float(score), scores),
+            keypoints=np.round(points, coords).tolist(),
+            keypoint_scores=np.round(point_scores, scores).tolist(),
+        )
+    return out
 
 
 def instance_scores(box_scores: np.ndarray, keypoint_scores: np.ndarray, threshold: float = 0.2) -> np.ndarray:

@@ -11,7 +11,6 @@ makes an interrupted run resume bit for bit and a multi-process run see the augm
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections import OrderedDict
@@ -24,8 +23,11 @@ import cv2
 import numpy as np
 import torch
 
+from vitpose.config import heatmap_size_for
 from vitpose.datasets import DatasetInfo
+from vitpose.datasets.coco import clip_gt_box, read_json
 from vitpose.datasets.custom import infer_dataset_info, resolve_dataset_info
+from vitpose.datasets.mpii import load_mpii
 from vitpose.errors import VitPoseError
 from vitpose.media import find_image_files, load_image
 from vitpose.ops.codec import UDPHeatmapCodec
@@ -77,17 +79,12 @@ class Instances:
 
 
 def read_annotations(annotations: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[Any, str]:
-    """A keypoint annotation file (or an already loaded object) and a name for messages."""
+    """A keypoint annotation file (or an already loaded object) and a name for messages, read by
+    `vitpose.datasets.coco.read_json` (errors name the file)."""
     if isinstance(annotations, (Mapping, list)):
         return annotations, "annotations"
-    path = Path(annotations)
-    if not path.is_file():
-        raise VitPoseError(f"annotation file not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise VitPoseError(f"{path}: cannot read it as JSON ({err}); expected a COCO-format keypoint file") from None
-    return data, str(path)
+    data = read_json(annotations, "annotation", expected="a COCO-format keypoint file")
+    return data, str(annotations)
 
 
 def _flat_keypoints(ann: Mapping[str, Any], info: DatasetInfo) -> list[float]:
@@ -165,15 +162,12 @@ def load_coco_instances(
 
     position = {image_id: i for i, image_id in enumerate(used_ids)}
     boxes, kps, vis, index, ann_ids = [], [], [], [], []
-    for image_id, values, (x, y, w, h), ann_id in kept:
-        width, height = sizes[image_id]
-        x1, y1 = max(0.0, x), max(0.0, y)
-        x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
-        y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
-        if not (x2 > x1 and y2 > y1):
+    for image_id, values, bbox, ann_id in kept:
+        box = clip_gt_box(bbox, *sizes[image_id])  # mmpose's clipping, as the evaluation's ground-truth boxes
+        if box is None:
             continue
         arr = np.asarray(values, np.float64).reshape(k, 3)
-        boxes.append([x1, y1, x2 - x1, y2 - y1])
+        boxes.append(box)
         kps.append(arr[:, :2])
         vis.append(np.minimum(1.0, arr[:, 2] > 0))
         index.append(position[image_id])
@@ -196,9 +190,7 @@ def load_mpii_instances(
     annotations: str | os.PathLike[str], images: str | os.PathLike[str], info: DatasetInfo
 ) -> Instances:
     """The people of an MPII annotation file (mmpose 0.x JSON list), with the original's centre and scale (centre
-    moved down by 15 x scale, scale x 1.25, square; 0-based pixels), read by `vitpose.evaluation.mpii.load_mpii`."""
-    from vitpose.evaluation.mpii import load_mpii
-
+    moved down by 15 x scale, scale x 1.25, square; 0-based pixels), read by `vitpose.datasets.mpii.load_mpii`."""
     if info.num_keypoints != 16:
         raise VitPoseError(f"{annotations} is an MPII file (16 joints) but the data set '{info.name}' has "
                          f"{info.num_keypoints} keypoints")  # fmt: skip
@@ -257,7 +249,7 @@ class KeypointDataset(torch.utils.data.Dataset):
         images: folder of the images (`file_name` relative to it, or its base name).
         dataset: the data set (known name or index, JSON file, dict or `DatasetInfo`); None infers it from the file.
         input_size: network input (width, height).
-        heatmap_size: heatmap (width, height); default input / 4.
+        heatmap_size: heatmap (width, height); default a 4x ViTPose's at this input (`heatmap_size_for`: input / 4).
         augment: apply the original augmentations (False: the plain evaluation crop, for checks and overfitting).
         augmentation: probabilities and ranges.
         sigma: Gaussian sigma of the targets in heatmap pixels (2, as the original).
@@ -298,7 +290,7 @@ class KeypointDataset(torch.utils.data.Dataset):
             self.instances = load_coco_instances(data, images, self.info, source=name)
         self.input_size = (int(input_size[0]), int(input_size[1]))
         if heatmap_size is None:
-            heatmap_size = (self.input_size[0] // 4, self.input_size[1] // 4)
+            heatmap_size = heatmap_size_for(self.input_size)
         self.codec = UDPHeatmapCodec(input_size=self.input_size, heatmap_size=heatmap_size, sigma=sigma)
         self.augment = augment
         self.augmentation = augmentation or AugmentConfig()

@@ -47,6 +47,9 @@ from vitpose.video.io import CameraSource, Frame, JsonlWriter, VideoSource, Vide
 from vitpose.video.smoothing import OneEuroFilter
 from vitpose.video.tracking import PoseTracker
 
+JSONL_DECIMALS = (3, 5)
+"""Decimals of the video JSON Lines: coordinates to 0.001 px, scores to 1e-5."""
+
 __all__ = [
     "FrameResult",
     "TrackedVideo",
@@ -86,25 +89,14 @@ class FrameResult:
         return len(self.result)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON Lines record: frame, timestamp (s), detected, [file_name,] and per person track_id, bbox (COCO
-        x, y, w, h), box_score, score, keypoints [[x, y], ...] and keypoint_scores (coordinates rounded to 0.001
-        px, scores to 1e-5)."""
-        r = self.result
-        people = [
-            {
-                "track_id": int(self.track_ids[i]),
-                "bbox": np.round(r.boxes[i].astype(np.float64), 3).tolist(),
-                "box_score": round(float(r.box_scores[i]), 5),
-                "score": round(float(r.scores[i]), 5),
-                "keypoints": np.round(r.keypoints[i].astype(np.float64), 3).tolist(),
-                "keypoint_scores": np.round(r.keypoint_scores[i].astype(np.float64), 5).tolist(),
-            }
-            for i in range(len(r))
-        ]
+        """The JSON Lines record: frame, timestamp (s), detected, [file_name,] and `people`, one
+        `vitpose.inference.results.person_dict` per pose (the schema of `PoseResult.to_dict`'s instances) with its
+        track_id first: track_id, bbox (COCO x, y, w, h), box_score, score, keypoints [[x, y], ...] and
+        keypoint_scores (coordinates rounded to 0.001 px, scores to 1e-5)."""
         out: dict[str, Any] = {"frame": self.index, "timestamp": round(self.timestamp, 6), "detected": self.detected}
         if self.file_name is not None:
             out["file_name"] = self.file_name
-        out["people"] = people
+        out["people"] = self.result.people(track_ids=self.track_ids, decimals=JSONL_DECIMALS)
         return out
 
     def draw(
