@@ -209,6 +209,9 @@ class VitPoseConfig:
         associate_num_labels: keypoint counts of the extra heads for `dataset_index` 1, 2, ... (ViTPose++, and the
             original's multi-data-set ViTPose such as COCO+AiC+MPII, whose backbone is dense).
         flip_pairs: left/right keypoint pairs of the main head, for the flip test (default: from the data set).
+        dataset_info: the main head's custom data set (the JSON description of `vitpose.datasets.custom`: name,
+            keypoints, skeleton, flip_pairs, sigmas, ...), written by training so that predict's OKS-NMS and eval
+            use its OKS sigmas; None for the known data sets.
     """
 
     model_type = "vitpose"
@@ -225,6 +228,7 @@ class VitPoseConfig:
         label2id: dict[str, int] | None = None,  # derived from id2label; accepted for transformers' config files
         associate_num_labels: Sequence[int] | None = None,
         flip_pairs: Iterable[Sequence[int]] | None = None,
+        dataset_info: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         if backbone_config is None:
@@ -262,6 +266,7 @@ class VitPoseConfig:
         self.flip_pairs: list[list[int]] | None = (
             [list(map(int, p)) for p in flip_pairs] if flip_pairs is not None else None
         )
+        self.dataset_info: dict[str, Any] | None = copy.deepcopy(dict(dataset_info)) if dataset_info else None
         for key in ("model_type", "transformers_version"):
             kwargs.pop(key, None)
         self.extra: dict[str, Any] = kwargs
@@ -281,6 +286,9 @@ class VitPoseConfig:
             raise ConfigError(f"{len(self.associate_num_labels)} extra heads but only {experts} experts")
         if any(k < 1 for k in self.associate_num_labels):
             raise ConfigError(f"associate_num_labels must be >= 1, got {self.associate_num_labels}")
+        names = (self.dataset_info or {}).get("keypoints", [])
+        if self.dataset_info is not None and (not isinstance(names, list) or len(names) != self.num_labels):
+            raise ConfigError(f"dataset_info must list the main head's {self.num_labels} keypoints, got {names!r:.80}")
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -326,6 +334,8 @@ class VitPoseConfig:
             out["associate_num_labels"] = self.associate_num_labels
         if self.flip_pairs is not None:
             out["flip_pairs"] = self.flip_pairs
+        if self.dataset_info is not None:
+            out["dataset_info"] = copy.deepcopy(self.dataset_info)
         # transformers derives num_labels from id2label and rejects the key on some versions.
         out.pop("num_labels")
         return out

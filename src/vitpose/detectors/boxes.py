@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
@@ -12,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from vitpose.datasets.coco import read_json
 from vitpose.detectors.base import Detections, check_images
 from vitpose.errors import AnnotationError, VitPoseError
 
@@ -299,19 +299,8 @@ class FullImageDetector:
 
 
 def _read_json(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise BoxesFileError(f"{what} file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise BoxesFileError(f"cannot read the {what} file {path}: {err}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise BoxesFileError(
-            f"{path} is not JSON ({err.msg} at line {err.lineno}, column {err.colno}); the {what} must be a COCO "
-            "JSON file"
-        ) from None
+    """The one COCO reader (`vitpose.datasets.coco.read_json`), raising `BoxesFileError`."""
+    return read_json(path, what, expected=f"a COCO JSON {what} file", error=BoxesFileError)
 
 
 def _id_key(image_id: Any) -> Any:

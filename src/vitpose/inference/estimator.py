@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from vitpose.datasets import DatasetInfo, get_dataset_info
+from vitpose.datasets.custom import dataset_info_from_dict
 from vitpose.device import resolve_device
 from vitpose.errors import ImageReadError, VitPoseError
 from vitpose.hub import hub_options
@@ -31,11 +32,18 @@ from vitpose.processor import VitPoseImageProcessor, normalize_boxes
 def dataset_info_for(model: VitPoseForPoseEstimation, dataset_index: int) -> DatasetInfo:
     """Keypoint metadata of the head that serves `dataset_index`.
 
-    The registry's entry where the head's keypoint count matches it; otherwise (a custom skeleton) one built from
-    the model config: its keypoint names, edges and flip pairs, and a uniform OKS sigma of 0.05 for OKS-NMS.
+    The main head's custom data set where the config describes one (`config.dataset_info`, written by training:
+    names, skeleton, flip pairs and OKS sigmas); else the registry's entry where the head's keypoint count matches
+    it; otherwise (a custom skeleton) one built from the model config: its keypoint names, edges and flip pairs,
+    and a uniform OKS sigma of 0.05 for OKS-NMS.
     """
     head_k = model.config.num_keypoints_for(dataset_index)
     own_head = dataset_index >= 1 and dataset_index <= len(model.config.associate_num_labels)
+    described = getattr(model.config, "dataset_info", None)
+    if described and not own_head:
+        custom = dataset_info_from_dict(described, "the model's config.json (dataset_info)")
+        if custom.num_keypoints == head_k:
+            return dataclasses.replace(custom, dataset_index=dataset_index)
     try:
         info = get_dataset_info(dataset_index if own_head else 0)
     except ValueError:

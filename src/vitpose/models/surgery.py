@@ -15,6 +15,7 @@ from torch import nn
 
 from vitpose.config import VitPoseConfig, apply_dataset_layout
 from vitpose.datasets import DatasetInfo, get_dataset_info
+from vitpose.datasets.custom import dataset_info_to_dict, is_registered
 from vitpose.errors import VitPoseError
 from vitpose.models.heads import make_head
 
@@ -141,6 +142,8 @@ def adapt_heads(model: VitPoseForPoseEstimation, datasets: Sequence[DatasetInfo]
             cfg.label2id = {v: i for i, v in cfg.id2label.items()}
             cfg.edges = [list(e) for e in info.skeleton]
             cfg.flip_pairs = [list(p) for p in info.flip_pairs]
+            # A custom skeleton's description (sigmas included) travels in config.json: predict and eval read it.
+            cfg.dataset_info = None if is_registered(info) else dataset_info_to_dict(info)
             continue
         while len(model.associate_keypoint_heads) < idx:
             j = len(model.associate_keypoint_heads) + 1
