@@ -2,9 +2,11 @@
 
 This is the scoring layer of ``vitpose eval``: it reads a COCO-format keypoint annotation file and a list (or JSON
 file) of COCO keypoint results, checks both with messages that say which file, which entry and which field is wrong
-and what to do, and returns the ten numbers of ``COCOeval.summarize()`` for ``iouType='keypoints'`` with the data
-set's OKS sigmas. Nothing is rescored, filtered or suppressed here: for COCO-style data sets the numbers are exactly
-those of ``COCOeval(gt, gt.loadRes(predictions), "keypoints")`` with ``params.kpt_oks_sigmas`` set.
+and what to do (the reading and the checks are those of `vitpose.datasets.coco`, the one COCO reader, re-exported
+here: ``load_coco_keypoints``, ``validate_predictions``), and returns the ten numbers of ``COCOeval.summarize()``
+for ``iouType='keypoints'`` with the data set's OKS sigmas. Nothing is rescored, filtered or suppressed here: for
+COCO-style data sets the numbers are exactly those of ``COCOeval(gt, gt.loadRes(predictions), "keypoints")`` with
+``params.kpt_oks_sigmas`` set.
 
 Conventions (and where they come from)
 --------------------------------------
