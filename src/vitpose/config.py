@@ -13,7 +13,9 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +25,44 @@ from vitpose.hub import resolve_file
 
 CONFIG_NAME = "config.json"
 
-# (hidden_size, num_hidden_layers, num_attention_heads, part_features, drop_path_rate) of the four ViT sizes.
-PRESETS: dict[str, dict[str, Any]] = {
-    "small": {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 12, "part_features": 96},
-    "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "part_features": 192},
-    "large": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "part_features": 256},
-    "huge": {"hidden_size": 1280, "num_hidden_layers": 32, "num_attention_heads": 16, "part_features": 320},
+
+@dataclass(frozen=True)
+class ModelSize:
+    """One ViT size of the preset registry (`MODEL_SIZES`)."""
+
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    part_features: int  # the width of a ViTPose++ expert's MLP part
+    drop_path_rate: float  # the original's training stochastic depth for this size
+    published: bool = True  # a size of the published checkpoints (original .pth files are matched against these)
+
+
+# THE preset registry: the published ViT sizes of ViTPose / ViTPose++, and `tiny` for tests and quick experiments.
+MODEL_SIZES: dict[str, ModelSize] = {
+    "tiny": ModelSize(96, 3, 4, 24, 0.0, published=False),
+    "small": ModelSize(384, 12, 12, 96, 0.1),
+    "base": ModelSize(768, 12, 12, 192, 0.3),
+    "large": ModelSize(1024, 24, 16, 256, 0.5),
+    "huge": ModelSize(1280, 32, 16, 320, 0.55),
 }
-DROP_PATH_RATES = {"small": 0.1, "base": 0.3, "large": 0.5, "huge": 0.55}
+PRESET_NAMES = tuple(MODEL_SIZES)
 PRESET_ALIASES = {"s": "small", "b": "base", "l": "large", "h": "huge"}
+# Views of the registry kept for their importers: the published sizes' backbone keys, and their drop-path rates.
+PRESETS: dict[str, dict[str, Any]] = {
+    name: {
+        "hidden_size": m.hidden_size,
+        "num_hidden_layers": m.num_hidden_layers,
+        "num_attention_heads": m.num_attention_heads,
+        "part_features": m.part_features,
+    }
+    for name, m in MODEL_SIZES.items()
+    if m.published
+}
+DROP_PATH_RATES = {name: m.drop_path_rate for name, m in MODEL_SIZES.items() if m.published}
+_PRESET_RE = re.compile(r"^(?:vitpose[-_]?)?(tiny|small|base|large|huge|[sblh])(\+|[-_]?plus)?$", re.IGNORECASE)
+# ViTPose++: six experts, the main head COCO's and one extra head per other data set of the registry (1..5).
+PLUS_EXPERTS = 6
 
 # The keypoint names the transformers port writes into the COCO checkpoints' config.json. They are read as the
 # COCO names of the data-set registry, so that `id2label` is the same whichever format a checkpoint comes in.
@@ -63,6 +94,121 @@ def _pair(value: int | Sequence[int], name: str) -> list[int]:
     if len(value) != 2:
         raise ConfigError(f"{name} must be an int or a (height, width) pair, got {value!r}")
     return [int(v) for v in value]
+
+
+def parse_input_size(value: Sequence[int] | str, name: str = "input_size") -> tuple[int, int]:
+    """A network input size as (width, height), the order of `input_size` everywhere in the Python API (the
+    processor, the codec, `VitPoseConfig.input_size`, presets, training).
+
+    Also takes the command line's text ``"HEIGHTxWIDTH"`` (``"256x192"``, the way ViTPose names its resolutions),
+    which is unambiguous. transformers' `image_size` (backbone config) is the same size as (height, width).
+    """
+    if isinstance(value, str):
+        parts = value.lower().replace(",", "x").split("x")
+        try:
+            height, width = (int(p) for p in parts)
+        except ValueError:
+            raise ConfigError(f"{name} text must be HEIGHTxWIDTH such as 256x192, got {value!r}") from None
+    else:
+        try:
+            width, height = (int(v) for v in value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a (width, height) pair or 'HEIGHTxWIDTH' text, got {value!r}") from None
+    if width < 1 or height < 1:
+        raise ConfigError(f"{name} must be positive, got (width, height) = ({width}, {height})")
+    return width, height
+
+
+def _token_grid(image_size: Sequence[int], patch_size: Sequence[int]) -> tuple[int, int]:
+    (h, w), (ph, pw) = image_size, patch_size
+    return (h + 4 - ph) // ph + 1, (w + 4 - pw) // pw + 1
+
+
+def heatmap_size_for(
+    input_size: Sequence[int] | str, patch_size: int | Sequence[int] = 16, upsample: int = 4
+) -> tuple[int, int]:
+    """Heatmap (width, height) of a ViTPose with input (width, height): the token grid of the patch embedding
+    (stride `patch_size`, padding 2) upsampled `upsample` times (`VitPoseConfig.heatmap_size` for a model); (48, 64)
+    for (192, 256)."""
+    width, height = parse_input_size(input_size)
+    rows, cols = _token_grid((height, width), _pair(patch_size, "patch_size"))
+    return int(cols * upsample), int(rows * upsample)
+
+
+def is_preset(source: str | os.PathLike[str]) -> bool:
+    """Whether `source` names a preset (`tiny`, `small`, `base`, `large`, `huge`, s/b/l/h, `+` or `-plus` for
+    ViTPose++) and not an existing file or folder."""
+    return bool(_PRESET_RE.match(str(source))) and not Path(source).exists()
+
+
+def preset_config(
+    name: str,
+    *,
+    training: bool = False,
+    decoder: str | None = None,
+    num_labels: int = 17,
+    num_experts: int | None = None,
+    input_size: Sequence[int] | str | None = None,
+    drop_path_rate: float | None = None,
+    **overrides: Any,
+) -> VitPoseConfig:
+    """The config of a preset of the registry `MODEL_SIZES`: `tiny`, `small`, `base`, `large`, `huge` (or s/b/l/h),
+    with `+` (or `-plus`) for ViTPose++: six experts and the extra heads of AI Challenger, MPII, AP-10K, APT-36K and
+    COCO-WholeBody (`dataset_index` 1..5; the main head is COCO's). Weights are not part of a preset.
+
+    Args:
+        training: which defaults apply where `decoder` / `drop_path_rate` are not given. False (the defaults of
+            `VitPoseConfig.from_preset`): the simple decoder and no stochastic depth, the layout of
+            `usyd-community/vitpose-base-simple` and of `VitPoseConfig()`. True (`vitpose.training.preset_config`,
+            `vitpose train --model NAME`): the classic decoder of the papers' main results and the original's
+            drop-path rate for the size (`ModelSize.drop_path_rate`: S 0.1, B 0.3, L 0.5, H 0.55, tiny 0).
+        decoder: "simple" or "classic".
+        num_labels: keypoints of the main head.
+        num_experts: default 6 for a `+` name, else 1 (a ViTPose++ backbone without the extra heads when > 1).
+        input_size: network input (width, height) or "HEIGHTxWIDTH" text; default (192, 256).
+        drop_path_rate: stochastic depth of the last block.
+        overrides: go to the backbone config where they name one of its fields (e.g. `num_hidden_layers=2` for a
+            shallow test model, `image_size=(H, W)` as transformers), otherwise to the model config.
+    """
+    m = _PRESET_RE.match(str(name))
+    if not m:
+        raise ConfigError(
+            f"unknown size {name!r}: presets are {', '.join(PRESET_NAMES)} (or s/b/l/h; add '+' for ViTPose++)"
+        )
+    size = PRESET_ALIASES.get(m.group(1).lower(), m.group(1).lower())
+    plus = m.group(2) is not None
+    spec = MODEL_SIZES[size]
+    decoder = decoder or ("classic" if training else "simple")
+    if decoder not in ("simple", "classic"):
+        raise ConfigError(f"decoder must be 'simple' or 'classic', got {decoder!r}")
+    if drop_path_rate is None:
+        drop_path_rate = spec.drop_path_rate if training else 0.0
+    backbone: dict[str, Any] = {
+        "hidden_size": spec.hidden_size,
+        "num_hidden_layers": spec.num_hidden_layers,
+        "num_attention_heads": spec.num_attention_heads,
+        "part_features": spec.part_features,
+        "num_experts": num_experts if num_experts is not None else (PLUS_EXPERTS if plus else 1),
+        "layer_norm_eps": 1e-6,
+        "drop_path_rate": drop_path_rate,
+    }
+    if input_size is not None:
+        width, height = parse_input_size(input_size)
+        backbone["image_size"] = [height, width]
+    backbone_fields = set(VitPoseBackboneConfig().to_dict())
+    model_kwargs: dict[str, Any] = {}
+    for key, value in overrides.items():
+        (backbone if key in backbone_fields else model_kwargs)[key] = value
+    if plus:
+        model_kwargs.setdefault(
+            "associate_num_labels", [get_dataset_info(i).num_keypoints for i in range(1, PLUS_EXPERTS)]
+        )
+    return VitPoseConfig(
+        backbone_config=VitPoseBackboneConfig(**backbone),
+        num_labels=num_labels,
+        use_simple_decoder=decoder == "simple",
+        **model_kwargs,
+    )
 
 
 class VitPoseBackboneConfig:
@@ -140,8 +286,7 @@ class VitPoseBackboneConfig:
     @property
     def grid_size(self) -> tuple[int, int]:
         """Token grid (rows, cols): the patch convolution has padding 2, so 256x192 with 16x16 patches gives 16x12."""
-        (h, w), (ph, pw) = self.image_size, self.patch_size
-        return (h + 4 - ph) // ph + 1, (w + 4 - pw) // pw + 1
+        return _token_grid(self.image_size, self.patch_size)
 
     @property
     def is_moe(self) -> bool:
@@ -292,17 +437,19 @@ class VitPoseConfig:
 
     @property
     def input_size(self) -> tuple[int, int]:
-        """Network input (width, height) in pixels; `backbone_config.image_size` is the same as (height, width)."""
+        """Network input (width, height) in pixels. `input_size` is (width, height) throughout the Python API (the
+        processor, the codec, presets and training: `parse_input_size`); `backbone_config.image_size` is the same
+        size as transformers defines it, (height, width)."""
         height, width = self.backbone_config.image_size
         return int(width), int(height)
 
     @property
     def heatmap_size(self) -> tuple[int, int]:
-        """Heatmap (width, height): the patch grid upsampled 4x by the classic decoder's two deconvolutions, or
-        `scale_factor` times by the simple decoder's bilinear upsampling (4 in every published checkpoint)."""
-        rows, cols = self.backbone_config.grid_size
+        """Heatmap (width, height), the one home of this fact: the patch grid upsampled 4x by the classic decoder's
+        two deconvolutions, or `scale_factor` times by the simple decoder's bilinear upsampling (4 in every
+        published checkpoint)."""
         factor = self.scale_factor if self.use_simple_decoder else 4
-        return int(cols * factor), int(rows * factor)
+        return heatmap_size_for(self.input_size, self.backbone_config.patch_size, factor)
 
     @property
     def num_heads(self) -> int:
@@ -311,9 +458,61 @@ class VitPoseConfig:
 
     def num_keypoints_for(self, dataset_index: int) -> int:
         """Keypoints the model outputs for a sample of `dataset_index` (the main head where it has no own head)."""
-        if 1 <= dataset_index <= len(self.associate_num_labels):
+        if self.has_own_head(dataset_index):
             return self.associate_num_labels[dataset_index - 1]
         return self.num_labels
+
+    def has_own_head(self, dataset_index: int) -> bool:
+        """Whether `dataset_index` has an extra head of its own (else the main head serves it)."""
+        return 1 <= dataset_index <= len(self.associate_num_labels)
+
+    @property
+    def valid_dataset_indices(self) -> range:
+        """The `dataset_index` values this model serves (the one home of the rule): ViTPose++ one per expert (index j
+        runs expert j, and head j where the checkpoint has it, else the main head); a dense model one per keypoint
+        head (the original's COCO+AiC+MPII); a plain ViTPose only 0."""
+        bb = self.backbone_config
+        return range(bb.num_experts if bb.is_moe else self.num_heads)
+
+    def check_dataset_index(self, index: int | Iterable[int], dataset: Any = None) -> None:
+        """Raise a `ConfigError` unless every value of `index` is in `valid_dataset_indices`.
+
+        `dataset`: what the user passed (a name, an index), named in the message.
+        """
+        values = [int(index)] if not isinstance(index, Iterable) else sorted({int(v) for v in index})
+        valid = self.valid_dataset_indices
+        bad = [v for v in values if v not in valid]
+        if not bad:
+            return
+        n = len(valid)
+        if self.backbone_config.is_moe:
+            what = f"a ViTPose++ model with {n} experts"
+        else:
+            what = f"a model with {n} keypoint head{'s' if n > 1 else ''}"
+        subject = f"dataset {dataset!r} (index {bad[0]})" if dataset is not None else f"dataset_index values {bad}"
+        hint = "; it is a single-data-set ViTPose: leave the dataset unset" if n == 1 else ""
+        raise ConfigError(
+            f"{subject} out of range: not served by this model ({what}), valid indices are 0..{n - 1}{hint}"
+        )
+
+    def flip_pairs_for(self, dataset_index: int = 0) -> list[list[int]]:
+        """Left/right keypoint pairs of the head that serves `dataset_index`, for the flip test: `flip_pairs` for
+        the main head where set, else those of the head's data set in the registry (the main head's is COCO,
+        `dataset_index` 0), where its keypoint count is the head's."""
+        own_head = self.has_own_head(dataset_index)
+        if not own_head and self.flip_pairs is not None:
+            return [list(p) for p in self.flip_pairs]
+        num_keypoints = self.num_keypoints_for(dataset_index)
+        try:
+            info = get_dataset_info(dataset_index if own_head else 0)
+        except ValueError:
+            info = None
+        if info is None or info.num_keypoints != num_keypoints:
+            raise ConfigError(
+                f"the flip test needs left/right keypoint pairs for this {num_keypoints}-keypoint head: "
+                "pass flip_pairs=[[left, right], ...] or set config.flip_pairs"
+            )
+        return [list(p) for p in info.flip_pairs]
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.extra)
@@ -374,29 +573,25 @@ class VitPoseConfig:
         cls,
         size: str,
         *,
-        num_experts: int = 1,
+        num_experts: int | None = None,
         use_simple_decoder: bool = True,
         num_labels: int = 17,
         **overrides: Any,
     ) -> VitPoseConfig:
-        """A config for one of the published sizes: "small", "base", "large", "huge" (or s/b/l/h).
+        """A config for one of the presets (`vitpose.config.preset_config` with `training=False`): "small", "base",
+        "large", "huge" (or s/b/l/h), "tiny"; simple decoder, no stochastic depth unless told. `num_experts`: 1
+        (6 for a ViTPose++ name such as "base+").
 
         `overrides` go to the backbone config where they name one of its fields (e.g. `num_hidden_layers=2` for a
-        shallow test model), otherwise to the model config.
+        shallow test model), otherwise to the model config (`input_size=(W, H)` and `drop_path_rate` too).
         """
-        key = PRESET_ALIASES.get(size.lower(), size.lower())
-        if key not in PRESETS:
-            raise ConfigError(f"unknown size {size!r}; choose one of {sorted(PRESETS)}")
-        backbone = dict(PRESETS[key], num_experts=num_experts, layer_norm_eps=1e-6)
-        backbone_fields = set(VitPoseBackboneConfig().to_dict())
-        model_kwargs = {}
-        for k, v in overrides.items():
-            (backbone if k in backbone_fields else model_kwargs)[k] = v
-        return cls(
-            backbone_config=VitPoseBackboneConfig(**backbone),
+        return preset_config(
+            size,
+            training=False,
+            decoder="simple" if use_simple_decoder else "classic",
             num_labels=num_labels,
-            use_simple_decoder=use_simple_decoder,
-            **model_kwargs,
+            num_experts=num_experts,
+            **overrides,
         )
 
     def __repr__(self) -> str:
