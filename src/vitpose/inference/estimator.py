@@ -108,8 +108,7 @@ class PoseEstimator:
         bb = model.config.backbone_config
         height, width = bb.image_size
         self.processor = processor or VitPoseImageProcessor(size={"height": height, "width": width})
-        rows, cols = bb.grid_size
-        self.codec = UDPHeatmapCodec(input_size=(width, height), heatmap_size=(cols * 4, rows * 4))
+        self.codec = UDPHeatmapCodec(input_size=model.config.input_size, heatmap_size=model.config.heatmap_size)
         self.flip_test = flip_test
         self.batch_size = int(batch_size)
         self.nms_thr = nms_thr
@@ -163,13 +162,7 @@ class PoseEstimator:
             index = get_dataset_info(dataset).dataset_index
         else:
             index = int(dataset)
-        limit = cfg.backbone_config.num_experts if self.model.is_moe else cfg.num_heads
-        if not 0 <= index < limit:
-            what = "ViTPose++ model" if self.model.is_moe else "model"
-            raise VitPoseError(
-                f"dataset {dataset!r} (index {index}) is not served by this {what}: valid indices are 0..{limit - 1}"
-                + ("" if limit > 1 else "; it is a single-data-set ViTPose, leave dataset unset")
-            )
+        cfg.check_dataset_index(index, dataset=dataset)
         return index
 
     @property
