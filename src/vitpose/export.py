@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vitpose.errors import MissingDependencyError, VitPoseError
+from vitpose.errors import MissingDependencyError
 from vitpose.models.pose import VitPoseForPoseEstimation
 
 CONFIG_KEY = "vitpose_config"
@@ -67,12 +67,7 @@ def _resolve_index(model: VitPoseForPoseEstimation, dataset: int | str | None) -
         index = get_dataset_info(dataset).dataset_index
     else:
         index = int(dataset)
-    limit = model.config.backbone_config.num_experts if model.is_moe else model.config.num_heads
-    if not 0 <= index < limit:
-        raise VitPoseError(
-            f"dataset {dataset!r} (index {index}) is not served by this model: valid indices are 0..{limit - 1}"
-            + ("" if limit > 1 else " (a single-data-set model: leave --dataset unset)")
-        )
+    model.config.check_dataset_index(index, dataset=dataset)
     return index
 
 
@@ -133,8 +128,10 @@ def export_onnx(
     config = copy.deepcopy(dense.config)
     if model.is_moe:
         config.extra["folded_dataset_index"] = index
-    if config.flip_pairs is None:
-        # Make the file self-contained: the pairs the PyTorch model's flip test would use for this data set.
+    served = 0 if model.is_moe else index  # the served head's index in the exported config
+    if config.flip_pairs is None and not config.has_own_head(served):
+        # Make the file self-contained: the pairs the PyTorch model's flip test would use for this data set (an
+        # extra head of a dense multi-head model keeps the registry's, `VitPoseConfig.flip_pairs_for`).
         try:
             config.flip_pairs = model.flip_pairs_for(index).tolist()
         except ValueError:

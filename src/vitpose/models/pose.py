@@ -21,7 +21,7 @@ from vitpose.models.heads import ClassicHead, SimpleHead, make_head
 from vitpose.models.loss import heatmap_mse_loss
 from vitpose.models.surgery import folded_experts
 from vitpose.models.vit import VitPoseBackbone, expert_groups
-from vitpose.ops.codec import flip_back
+from vitpose.ops.codec import merge_flip_test
 from vitpose.parallel import cpu_streams, run_streams
 
 DatasetIndexLike = int | str | Sequence[int] | np.ndarray | torch.Tensor
@@ -237,8 +237,7 @@ class VitPoseForPoseEstimation(nn.Module):
 
     def _dataset_index(self, dataset_index: DatasetIndexLike | None, batch: int, device: torch.device):
         num_experts = self.config.backbone_config.num_experts
-        num_indices = num_experts if self.is_moe else self.config.num_heads
-        if num_indices == 1:
+        if len(self.config.valid_dataset_indices) == 1:
             return None  # one expert and one head: nothing to choose (transformers ignores the argument too)
         if dataset_index is None and not self.is_moe:
             dataset_index = 0  # a dense multi-head model (COCO+AiC+MPII): the main head unless told otherwise
@@ -261,19 +260,17 @@ class VitPoseForPoseEstimation(nn.Module):
         if index.numel() == 1:
             # One value for the whole batch; the transformers ViTPose documentation example passes
             # torch.tensor([0]) for any number of people, which transformers broadcasts.
-            index = index.reshape(1).expand(batch)
+            # An empty batch keeps the one value: it names the head whose (empty) heatmaps are returned.
+            index = index.reshape(1).expand(max(batch, 1))
+            if batch == 0:
+                self.config.check_dataset_index(index.tolist())
+                return index.to(device)
         if index.ndim != 1 or index.shape[0] != batch:
             raise VitPoseError(
                 f"dataset_index must have shape (batch_size,) = ({batch},) or hold a single value, "
                 f"got shape {tuple(index.shape)}"
             )
-        bad = index[(index < 0) | (index >= num_indices)]
-        if bad.numel():
-            what = f"{num_experts} experts" if self.is_moe else f"{num_indices} keypoint heads"
-            raise VitPoseError(
-                f"dataset_index values {sorted(set(bad.tolist()))} are out of range: this model has "
-                f"{what}, so valid indices are 0..{num_indices - 1}"
-            )
+        self.config.check_dataset_index(index.tolist())
         return index.to(device)
 
     def head_for(self, dataset_index: int) -> SimpleHead | ClassicHead:
@@ -292,18 +289,10 @@ class VitPoseForPoseEstimation(nn.Module):
         return self.keypoint_head
 
     def flip_pairs_for(self, dataset_index: int) -> torch.Tensor:
-        """(P, 2) left/right pairs of the head serving `dataset_index`, for the flip test."""
-        head = self.head_for(dataset_index)
-        own_head = head is not self.keypoint_head
-        if not own_head and self.config.flip_pairs is not None:
-            return _as_pairs(self.config.flip_pairs, self.device)
-        info = get_dataset_info(dataset_index if own_head else 0)
-        if info.num_keypoints != head.num_keypoints:
-            raise VitPoseError(
-                f"the flip test needs left/right keypoint pairs for this {head.num_keypoints}-keypoint head: "
-                "pass flip_pairs=[[left, right], ...] or set config.flip_pairs"
-            )
-        return _as_pairs(info.flip_pairs, self.device)
+        """(P, 2) left/right pairs of the head serving `dataset_index`, for the flip test
+        (`VitPoseConfig.flip_pairs_for`)."""
+        self.head_for(dataset_index)  # the warning for a ViTPose++ data set without its own head
+        return _as_pairs(self.config.flip_pairs_for(dataset_index), self.device)
 
     def _run_heads(
         self,
@@ -320,13 +309,9 @@ class VitPoseForPoseEstimation(nn.Module):
                 else features[torch.cat([samples, samples + batch]) if flip_test else samples]
             )
             heat = head(feats)
-            if flip_test:
-                n = heat.shape[0] // 2
-                use = pairs if pairs is not None else self.flip_pairs_for(head_pairs_of)
-                heat = (heat[:n] + flip_back(heat[n:], use)) * 0.5
-            elif pairs is not None:
-                heat = flip_back(heat, pairs)
-            return heat
+            if flip_test and pairs is None:
+                return merge_flip_test(heat, self.flip_pairs_for(head_pairs_of))
+            return merge_flip_test(heat, pairs, flip_test=flip_test)
 
         if index is None:
             return run(self.keypoint_head, None, 0), None

@@ -33,11 +33,7 @@ def folded_experts(
     if not model.is_moe:
         raise VitPoseError("fold_experts needs a ViTPose++ (mixture-of-experts) model; this one is dense")
     index = get_dataset_info(dataset).dataset_index if isinstance(dataset, str) else int(dataset)
-    num_experts = model.config.backbone_config.num_experts
-    if not 0 <= index < num_experts:
-        raise VitPoseError(
-            f"dataset index {index} out of range: this model has {num_experts} experts (0..{num_experts - 1})"
-        )
+    model.config.check_dataset_index(index, dataset=dataset)
     head = model.head_for(index)
     own_head = head is not model.keypoint_head
     head_prefix = f"associate_keypoint_heads.{index - 1}." if own_head else "keypoint_head."
@@ -127,11 +123,8 @@ def adapt_heads(model: VitPoseForPoseEstimation, datasets: Sequence[DatasetInfo]
                 "different dataset_index values"
             )
         seen[idx] = info
-        if model.is_moe and idx >= cfg.backbone_config.num_experts:
-            raise VitPoseError(
-                f"data set '{info.name}' has dataset_index {idx} but the model has "
-                f"{cfg.backbone_config.num_experts} experts (0..{cfg.backbone_config.num_experts - 1})"
-            )
+        if model.is_moe:  # a dense model grows heads for new indices; a ViTPose++ model has its experts
+            cfg.check_dataset_index(idx, dataset=info.name)
         k = info.num_keypoints
         if idx == 0:
             if model.keypoint_head.num_keypoints != k:

@@ -30,7 +30,7 @@ import numpy as np
 from vitpose.errors import VitPoseError
 from vitpose.ops.geometry import _to_numpy, get_udp_warp_matrices, heatmap_to_image_coords
 
-__all__ = ["UDPHeatmapCodec", "flip_back", "flip_images", "get_maxima", "refine_dark_udp"]
+__all__ = ["UDPHeatmapCodec", "flip_back", "flip_images", "get_maxima", "merge_flip_test", "refine_dark_udp"]
 
 BlurBorder = Literal["reflect_101", "reflect"]
 
@@ -458,6 +458,30 @@ def flip_back(heatmaps: Any, flip_pairs: Any) -> Any:
 
         return heatmaps[:, torch.from_numpy(perm).to(heatmaps.device)].flip(-1)
     return np.ascontiguousarray(np.asarray(heatmaps)[:, perm, :, ::-1])
+
+
+def merge_flip_test(heatmaps: Any, flip_pairs: Any, flip_test: bool = True) -> Any:
+    """The flip handling of `forward(flip_pairs=..., flip_test=...)`, shared by every back-end (the PyTorch model,
+    ONNX Runtime), so that they agree to the bit.
+
+    With `flip_test`, `heatmaps` holds the heatmaps of N crops followed by those of their N mirror images: the
+    mirrored half is flipped back (:func:`flip_back` with `flip_pairs`) and averaged with the plain half, the
+    original's test-time augmentation. Without it (transformers' convention), heatmaps of crops the caller flipped
+    already are flipped back where `flip_pairs` is given, else returned as they are.
+
+    Args:
+        heatmaps: ``(2N, K, H, W)`` with `flip_test`, else ``(N, K, H, W)``; numpy array or torch tensor.
+        flip_pairs: ``(P, 2)`` left/right channel pairs (required with `flip_test`), or None.
+
+    Returns:
+        ``(N, K, H, W)`` of the input's type.
+    """
+    if flip_test:
+        if flip_pairs is None:
+            raise VitPoseError("the flip test needs flip_pairs: the (P, 2) left/right keypoint pairs")
+        n = heatmaps.shape[0] // 2
+        return (heatmaps[:n] + flip_back(heatmaps[n:], flip_pairs)) * 0.5
+    return heatmaps if flip_pairs is None else flip_back(heatmaps, flip_pairs)
 
 
 def flip_images(pixel_values: Any) -> Any:

@@ -22,6 +22,7 @@ from vitpose.config import VitPoseConfig
 from vitpose.errors import MissingDependencyError, VitPoseError
 from vitpose.export import INPUT_NAME, OUTPUT_NAME, read_metadata
 from vitpose.models.pose import VitPoseEstimatorOutput
+from vitpose.ops.codec import merge_flip_test
 
 
 class OnnxPoseModel:
@@ -132,41 +133,23 @@ class OnnxPoseModel:
             raise VitPoseError(f"the ONNX back-end does not support {sorted(unsupported)}")
         self._check_dataset_index(dataset_index)
         x = self._check_pixel_values(pixel_values)
-        rows, cols = self.config.backbone_config.grid_size
         if x.shape[0] == 0:
-            return VitPoseEstimatorOutput(heatmaps=torch.zeros((0, self.config.num_labels, rows * 4, cols * 4)))
-        from vitpose.ops.codec import flip_back
-
+            width, height = self.config.heatmap_size
+            k = self.config.num_keypoints_for(self.dataset_index)
+            return VitPoseEstimatorOutput(heatmaps=torch.zeros((0, k, height, width)))
         if flip_test:
             pairs = flip_pairs if flip_pairs is not None else self.default_flip_pairs()
             both = torch.from_numpy(self.run(np.concatenate([x, x[..., ::-1]])))
-            n = x.shape[0]
-            heatmaps = (both[:n] + flip_back(both[n:], pairs)) * 0.5
-        else:
-            heatmaps = torch.from_numpy(self.run(x))
-            if flip_pairs is not None:
-                heatmaps = flip_back(heatmaps, flip_pairs)
-        return VitPoseEstimatorOutput(heatmaps=heatmaps)
+            return VitPoseEstimatorOutput(heatmaps=merge_flip_test(both, pairs))
+        heatmaps = torch.from_numpy(self.run(x))
+        return VitPoseEstimatorOutput(heatmaps=merge_flip_test(heatmaps, flip_pairs, flip_test=False))
 
     forward = __call__
 
     def default_flip_pairs(self) -> list[list[int]]:
-        """Left/right pairs for the flip test: the config's, else those of the served data set (as the PyTorch
-        model does)."""
-        if self.config.flip_pairs is not None:
-            return [list(p) for p in self.config.flip_pairs]
-        from vitpose.datasets import get_dataset_info
-
-        try:
-            info = get_dataset_info(self.dataset_index)
-        except ValueError:
-            info = None
-        if info is None or info.num_keypoints != self.config.num_labels:
-            raise VitPoseError(
-                f"the flip test needs left/right keypoint pairs for this {self.config.num_labels}-keypoint graph: "
-                "pass flip_pairs=[[left, right], ...]"
-            )
-        return [list(p) for p in info.flip_pairs]
+        """Left/right pairs for the flip test: those the PyTorch model uses for the served head
+        (`VitPoseConfig.flip_pairs_for`; the exporter stores them in the file's config)."""
+        return self.config.flip_pairs_for(self.dataset_index)
 
     def _check_pixel_values(self, pixel_values: Any) -> np.ndarray:
         bb = self.config.backbone_config
@@ -193,6 +176,8 @@ class OnnxPoseModel:
         else:
             values = set(torch.as_tensor(dataset_index).reshape(-1).tolist())
         if values - {self.dataset_index}:
+            # One graph, one data set: the config's rule (`VitPoseConfig.valid_dataset_indices`) is for the
+            # PyTorch model it came from; the graph has its expert and head folded in.
             raise VitPoseError(
                 f"this ONNX graph serves dataset_index {self.dataset_index} only (its expert and head are folded in), "
                 f"got {sorted(values)}; export one file per data set with `vitpose export onnx --dataset NAME`"
