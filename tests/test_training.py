@@ -42,7 +42,7 @@ from vitpose.training import (
     train,
 )
 
-SMALL = {"input_size": [64, 48], "decoder": "simple"}  # the fastest setting, for loop mechanics
+SMALL = {"input_size": [48, 64], "decoder": "simple"}  # the fastest setting, for loop mechanics
 
 # A custom five-point skeleton for the synthetic data: names, links, mirror pairs, OKS sigmas.
 HAND5 = {
@@ -287,7 +287,7 @@ def test_loss_is_mmpose_joints_mse():
 
 
 def test_forward_with_labels_returns_the_loss():
-    model = VitPoseForPoseEstimation(preset_config("tiny", input_size=(64, 48), decoder="simple"))
+    model = VitPoseForPoseEstimation(preset_config("tiny", input_size=(48, 64), decoder="simple"))
     x = torch.randn(2, 3, 64, 48)
     labels, weights = torch.rand(2, 17, 16, 12), (torch.rand(2, 17) > 0.3).float()
     out = model(x, labels=labels, label_weights=weights)
@@ -302,7 +302,7 @@ def test_forward_with_labels_returns_the_loss():
 def test_vitpose_plus_mixed_batch_loss_is_the_sum_of_the_heads_losses():
     """As the original TopDownMoE: each head's loss over the whole batch with other data sets' samples zeroed."""
     torch.manual_seed(0)
-    model = VitPoseForPoseEstimation(preset_config("tiny+", input_size=(64, 48), decoder="simple")).eval()
+    model = VitPoseForPoseEstimation(preset_config("tiny+", input_size=(48, 64), decoder="simple")).eval()
     x = torch.randn(4, 3, 64, 48)
     index = torch.tensor([0, 5, 0, 1])
     ks = [17, 133, 17, 14]
@@ -322,7 +322,7 @@ def test_vitpose_plus_mixed_batch_loss_is_the_sum_of_the_heads_losses():
 
 
 def test_layer_wise_lr_decay_and_weight_decay_groups():
-    model = VitPoseForPoseEstimation(preset_config("tiny", input_size=(64, 48), decoder="classic"))
+    model = VitPoseForPoseEstimation(preset_config("tiny", input_size=(48, 64), decoder="classic"))
     depth = model.config.backbone_config.num_hidden_layers
     groups = param_groups(model, lr=1e-3, weight_decay=0.1, layer_decay=0.8)
     names = {}
@@ -409,7 +409,7 @@ def test_tiny_model_from_scratch_learns_the_four_images(coco_dir, tmp_path):
     result = train(
         model="tiny",
         decoder="simple",
-        input_size=[128, 96],
+        input_size=[96, 128],
         train_annotations=ann,
         train_images=str(coco_dir),
         val_annotations=ann,
@@ -462,7 +462,7 @@ def test_finetune_custom_skeleton_replaces_the_head_and_keeps_the_backbone(dots,
         val_annotations=str(dots["annotations"]),
         val_images=str(dots["root"]),
         eval_interval=0,
-        input_size=[128, 96],
+        input_size=[96, 128],
         epochs=12,
         batch_size=6,
         lr=5e-4,

@@ -50,7 +50,7 @@ def _input_size(text: str) -> list[int]:
         values = []
     if len(values) != 2 or min(values) < 16:
         raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 256x192, got {text!r}")
-    return values
+    return [values[1], values[0]]  # (width, height): the order of input_size in the Python API
 
 
 def add_parser(subparsers: Any) -> None:

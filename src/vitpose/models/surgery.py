@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitpose.config import VitPoseConfig, apply_dataset_layout
+from vitpose.config import VitPoseConfig, apply_dataset_layout, parse_input_size
 from vitpose.datasets import DatasetInfo, get_dataset_info
 from vitpose.datasets.custom import dataset_info_to_dict, is_registered
 from vitpose.errors import VitPoseError
@@ -65,10 +65,12 @@ def folded_experts(
     return config, state
 
 
-def resize_input(model: VitPoseForPoseEstimation, input_size: Sequence[int]) -> None:
-    """Train at another input size (height, width): interpolate the position embedding onto the new token grid."""
+def resize_input(model: VitPoseForPoseEstimation, input_size: Sequence[int] | str) -> None:
+    """Train at another input size, (width, height) or "HEIGHTxWIDTH" text (`vitpose.config.parse_input_size`):
+    interpolate the position embedding onto the new token grid."""
     bb = model.config.backbone_config
-    new = [int(input_size[0]), int(input_size[1])]
+    width, height = parse_input_size(input_size)
+    new = [height, width]  # transformers' image_size order
     if new == list(bb.image_size):
         return
     if min(new) < bb.patch_size[0]:

@@ -13,67 +13,38 @@
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
-from vitpose.config import DROP_PATH_RATES, PRESET_ALIASES, PRESETS, VitPoseConfig
-from vitpose.datasets import DatasetInfo, get_dataset_info
-from vitpose.errors import VitPoseError
+from vitpose.config import PRESET_NAMES, VitPoseConfig, is_preset, parse_input_size
+from vitpose.config import preset_config as _preset_config
+from vitpose.datasets import DatasetInfo
 from vitpose.models.pose import VitPoseForPoseEstimation
 from vitpose.models.surgery import adapt_heads, init_head, resize_input, set_drop_path
 
 __all__ = ["PRESET_NAMES", "adapt_heads", "build_training_model", "is_preset", "preset_config", "resize_input"]
 
-TINY = {"hidden_size": 96, "num_hidden_layers": 3, "num_attention_heads": 4, "part_features": 24}
-PRESET_NAMES = ("tiny", "small", "base", "large", "huge")
-_PRESET_RE = re.compile(r"^(?:vitpose[-_]?)?(tiny|small|base|large|huge|[sblh])(\+|[-_]?plus)?$", re.IGNORECASE)
-
-
-def is_preset(source: str) -> bool:
-    """Whether `source` names a preset (and not an existing file or folder)."""
-    return bool(_PRESET_RE.match(str(source))) and not Path(source).exists()
-
 
 def preset_config(
     name: str,
     *,
-    input_size: Sequence[int] | None = None,
+    input_size: Sequence[int] | str | None = None,
     decoder: str | None = None,
     num_labels: int = 17,
 ) -> VitPoseConfig:
-    """Config of a preset: `tiny`/`small`/`base`/`large`/`huge`, `+` (or `-plus`) for ViTPose++.
+    """Config of a preset to train: `vitpose.config.preset_config(..., training=True)` (the one registry).
 
     Args:
-        input_size: (height, width), default (256, 192).
-        decoder: "classic" (two deconvolutions, the default of the papers' main results) or "simple".
+        name: `tiny`/`small`/`base`/`large`/`huge`, `+` (or `-plus`) for ViTPose++.
+        input_size: (width, height) or "HEIGHTxWIDTH" text, default (192, 256).
+        decoder: "classic" (the default: the papers' main results) or "simple".
+        num_labels: keypoints of the main head.
+
+    The stochastic depth is the original's for the size (S 0.1, B 0.3, L 0.5, H 0.55, tiny 0).
     """
-    m = _PRESET_RE.match(name)
-    if not m:
-        raise VitPoseError(f"unknown preset {name!r}; presets: {', '.join(PRESET_NAMES)} (add '+' for ViTPose++)")
-    size = PRESET_ALIASES.get(m.group(1).lower(), m.group(1).lower())
-    plus = m.group(2) is not None
-    decoder = decoder or "classic"
-    if decoder not in ("simple", "classic"):
-        raise VitPoseError(f"decoder must be 'simple' or 'classic', got {decoder!r}")
-    backbone = dict(TINY if size == "tiny" else PRESETS[size])
-    backbone.update(
-        num_experts=6 if plus else 1,
-        layer_norm_eps=1e-6,
-        image_size=list(input_size) if input_size is not None else [256, 192],
-        drop_path_rate=DROP_PATH_RATES.get(size, 0.0),
-    )
-    associate = [get_dataset_info(i).num_keypoints for i in range(1, 6)] if plus else None
-    config = VitPoseConfig(
-        backbone_config=backbone,
-        num_labels=num_labels,
-        use_simple_decoder=decoder == "simple",
-        associate_num_labels=associate,
-    )
-    return config
+    return _preset_config(name, training=True, input_size=input_size, decoder=decoder, num_labels=num_labels)
 
 
 def build_training_model(
@@ -90,7 +61,7 @@ def build_training_model(
     Args:
         source: checkpoint (hub id, directory, `.pth`), preset name, or a model.
         datasets: the training data sets (their `dataset_index` and keypoint counts decide the heads).
-        input_size: (height, width); None keeps the checkpoint's (256 x 192 for presets).
+        input_size: (width, height) or "HEIGHTxWIDTH" text; None keeps the checkpoint's ((192, 256) for presets).
         decoder: presets only: "classic" (default) or "simple".
         drop_path: stochastic depth rate; None keeps the checkpoint's (presets: the original's per size).
     """
@@ -112,10 +83,10 @@ def build_training_model(
                 f"decoder={decoder!r} applies to presets only; the checkpoint's decoder is kept", stacklevel=2
             )
         model = VitPoseForPoseEstimation.from_pretrained(source)
-    if input_size is not None and list(input_size) != list(model.config.backbone_config.image_size):
-        old = list(model.config.backbone_config.image_size)
-        resize_input(model, input_size)
-        changes.append(f"input {old[0]}x{old[1]} -> {input_size[0]}x{input_size[1]} (position embedding resized)")
+    if input_size is not None and parse_input_size(input_size) != model.config.input_size:
+        (old_w, old_h), (width, height) = model.config.input_size, parse_input_size(input_size)
+        resize_input(model, (width, height))
+        changes.append(f"input {old_h}x{old_w} -> {height}x{width} (position embedding resized)")
     changes += adapt_heads(model, datasets)
     if drop_path is not None:
         set_drop_path(model, drop_path)

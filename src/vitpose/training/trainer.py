@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vitpose.config import parse_input_size
 from vitpose.datasets import DatasetInfo
 from vitpose.datasets.custom import infer_dataset_info, resolve_dataset_info
 from vitpose.device import resolve_device
@@ -102,7 +103,10 @@ class TrainConfig:
         warmup_iters, warmup_ratio: linear warm-up (500 iterations from 0.001 of the lr).
         lr_steps: epochs at which the lr is multiplied by `lr_gamma` (None: 170/210 and 200/210 of `epochs`).
         grad_clip: max gradient L2 norm (1.0); 0 turns clipping off.
-        input_size: network input (height, width); None keeps the checkpoint's (presets: 256 x 192).
+        input_size: network input (width, height), as everywhere in the Python API, or the command line's text
+            "HEIGHTxWIDTH" (e.g. "256x192"); None keeps the checkpoint's (presets: (192, 256)). `to_dict` (hence
+            `train_config.json`) writes the text form; in a JSON file a bare [a, b] list is read as the (height,
+            width) of files written before this changed, with a FutureWarning.
         decoder: presets only: "classic" (default) or "simple".
         drop_path: stochastic depth rate (None keeps the checkpoint's; presets: the original's per size).
         augment: the original augmentations (flip, half-body, scale, rotation); False trains on the plain crops.
@@ -171,7 +175,7 @@ class TrainConfig:
         self.model = str(self.model)
         self.out = str(self.out)
         if self.input_size is not None:
-            self.input_size = [int(v) for v in self.input_size]
+            self.input_size = list(parse_input_size(self.input_size))
         if self.lr_steps is not None:
             self.lr_steps = [int(v) for v in _as_list(self.lr_steps) or []]
         self.validate()
@@ -200,7 +204,7 @@ class TrainConfig:
         if self.lr is not None and not self.lr > 0:
             raise VitPoseError(f"lr must be > 0, got {self.lr}")
         if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 16):
-            raise VitPoseError(f"input_size must be (height, width), each >= 16, got {self.input_size}")
+            raise VitPoseError(f"input_size must be (width, height), each >= 16, got {self.input_size}")
         if self.amp not in ("auto", "fp16", "bf16", "off"):
             raise VitPoseError(f"amp must be auto, fp16, bf16 or off, got {self.amp!r}")
         if self.decoder not in (None, "simple", "classic"):
@@ -217,6 +221,9 @@ class TrainConfig:
                 out[key] = [
                     v if isinstance(v, (str, int, type(None))) else getattr(v, "name", str(v)) for v in out[key]
                 ]
+        if out["input_size"] is not None:  # text: unambiguous for any reader, and the command line's form
+            width, height = out["input_size"]
+            out["input_size"] = f"{height}x{width}"
         return out
 
     @classmethod
@@ -239,6 +246,17 @@ class TrainConfig:
             raise VitPoseError(f"cannot read training config {path}: {err}") from None
         if not isinstance(data, dict):
             raise VitPoseError(f"training config {path} must be a JSON object")
+        legacy = data.get("input_size")
+        if isinstance(legacy, list) and len(legacy) == 2:
+            # Files written before input_size became (width, height) hold [height, width] lists.
+            warnings.warn(
+                f"{path}: input_size {legacy} is read as [height, width], the order of files written before "
+                f'input_size became (width, height); write it as text "{legacy[0]}x{legacy[1]}" (HEIGHTxWIDTH, '
+                "as --input-size), which is what vitpose train writes now",
+                FutureWarning,
+                stacklevel=2,
+            )
+            data["input_size"] = f"{legacy[0]}x{legacy[1]}"
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(data)
 
@@ -307,16 +325,14 @@ def _distributed() -> tuple[int, int, int]:
 
 
 def _pick_device(spec: str, local_rank: int, world: int) -> torch.device:
-    if spec == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank if world > 1 else torch.cuda.current_device())
-        mps = getattr(torch.backends, "mps", None)
-        if world == 1 and mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = resolve_device(spec)  # the loader's parsing and availability checks
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", local_rank)
+    """The device of this process: `vitpose.device.resolve_device`'s (names, "auto", availability checks), pinned
+    to the local rank's GPU under torchrun (to the current GPU for one process on "auto"); "auto" with several
+    processes does not pick MPS (one device per machine)."""
+    device = resolve_device(spec)
+    if device.type == "cuda" and (world > 1 or spec == "auto"):
+        device = torch.device("cuda", local_rank if world > 1 else torch.cuda.current_device())
+    elif device.type == "mps" and spec == "auto" and world > 1:
+        device = torch.device("cpu")
     return device
 
 
@@ -458,17 +474,14 @@ class Trainer:
             self._say(change)
         self.model = model.to(self.device).train()
         bb = self.model.config.backbone_config
-        input_hw = list(bb.image_size)
-        rows, cols = bb.grid_size
-        factor = self.model.config.scale_factor if self.model.config.use_simple_decoder else 4  # classic: 2 x2 deconvs
-        self.heatmap_size = (cols * factor, rows * factor)  # (width, height)
+        self.heatmap_size = self.model.config.heatmap_size  # (width, height)
         augmentation = AugmentConfig(**cfg.augmentation)
         self.train_sets = [
             KeypointDataset(
                 self._loaded_annotations.get(ann, ann),
                 images,
                 info,
-                input_size=(input_hw[1], input_hw[0]),
+                input_size=self.model.config.input_size,
                 heatmap_size=self.heatmap_size,
                 augment=cfg.augment,
                 augmentation=augmentation,
