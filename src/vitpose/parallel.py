@@ -11,6 +11,9 @@ the batch size).
 Only inference on the CPU is split (gradients off, at least two threads, at least `MIN_PER_STREAM` samples per
 stream); training, autograd, tracing, ONNX export and `torch.compile` always see the plain single-stream forward.
 
+The package's process-wide thread pools live here, and only here: the streams' pool and the processor's crop pool
+(`crop_pool`: cutting crops with cv2 on two threads), each rebuilt after a fork.
+
 Thread counts: a stream's worker thread is given its share of the caller's intra-op threads once, when the pool is
 built (PyTorch's thread count is per thread after its first use), and the process-wide default that
 `torch.set_num_threads` also writes is put back at once, so threads the user starts later are not affected.
@@ -29,8 +32,9 @@ import torch
 # a shared stream (the matrix multiplies are as small either way), and an odd one out then waits for the rest.
 MIN_PER_STREAM = 2
 _LOCK = threading.Lock()
-# (pid, streams, threads per stream) -> pool; rebuilt after a fork (a child inherits the object, not its threads).
-_POOL: tuple[int, int, int, ThreadPoolExecutor] | None = None
+# The package's process-wide worker pools (the one home of them), by purpose: purpose -> (pid, size, pool). A pool is
+# rebuilt after a fork (a child inherits the object, not its threads) and when it does not fit the size asked for.
+_POOLS: dict[str, tuple[int, tuple[int, ...], ThreadPoolExecutor]] = {}
 
 
 def _is_special_mode() -> bool:
@@ -63,13 +67,37 @@ def cpu_streams(batch: int, device: torch.device, limit: int | None = None) -> i
     return max(1, streams)
 
 
-def _pool(streams: int, per_stream: int) -> ThreadPoolExecutor:
-    global _POOL
+def _shared_pool(
+    purpose: str,
+    size: tuple[int, ...],
+    fits: Callable[[tuple[int, ...]], bool],
+    build: Callable[[], ThreadPoolExecutor],
+) -> ThreadPoolExecutor:
+    """The process-wide pool for `purpose`: the existing one where it was built in this process and `fits(its
+    size)`, else a new one from `build()` (the one it replaces is shut down without waiting)."""
     with _LOCK:
-        if _POOL is not None and _POOL[:3] == (os.getpid(), streams, per_stream):
-            return _POOL[3]
-        if _POOL is not None and _POOL[0] == os.getpid():
-            _POOL[3].shutdown(wait=False)
+        entry = _POOLS.get(purpose)
+        if entry is not None and entry[0] == os.getpid() and fits(entry[1]):
+            return entry[2]
+        if entry is not None and entry[0] == os.getpid():
+            entry[2].shutdown(wait=False)
+        pool = build()
+        _POOLS[purpose] = (os.getpid(), size, pool)
+        return pool
+
+
+def crop_pool(workers: int) -> ThreadPoolExecutor:
+    """The pool of the processor's crop threads (cv2 and numpy release the GIL): at least `workers` threads."""
+    return _shared_pool(
+        "crop",
+        (workers,),
+        lambda size: size[0] >= workers,
+        lambda: ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vitpose-crop"),
+    )
+
+
+def _pool(streams: int, per_stream: int) -> ThreadPoolExecutor:
+    def build() -> ThreadPoolExecutor:
         caller_threads = torch.get_num_threads()
         ready = threading.Barrier(streams + 1)
 
@@ -84,8 +112,9 @@ def _pool(streams: int, per_stream: int) -> ThreadPoolExecutor:
         ready.wait()
         # torch.set_num_threads also sets the default of threads that start later: give it back its value.
         torch.set_num_threads(caller_threads)
-        _POOL = (os.getpid(), streams, per_stream, pool)
         return pool
+
+    return _shared_pool("stream", (streams, per_stream), lambda size: size == (streams, per_stream), build)
 
 
 def run_streams(fn: Callable[[slice], torch.Tensor], batch: int, streams: int) -> torch.Tensor:

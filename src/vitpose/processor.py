@@ -30,6 +30,7 @@ from vitpose.ops.geometry import (
     crop_boxes_torch,
     sampled_region,
 )
+from vitpose.parallel import crop_pool
 from vitpose.pil_pixels import pil_pixels
 
 PROCESSOR_NAME = "preprocessor_config.json"
@@ -58,7 +59,6 @@ class BatchFeature(dict):
         return out
 
 
-_POOL: Any = None
 MIN_CROPS_PER_THREAD = 2
 
 
@@ -66,16 +66,6 @@ def _crop_workers(crops: int) -> int:
     """Threads for cutting `crops` crops: torch's intra-op thread budget (so `torch.set_num_threads(1)` keeps the
     processor on one core too), at most 2 (more brings nothing at ~0.3 ms per crop), and only with enough crops."""
     return max(1, min(2, torch.get_num_threads(), crops // MIN_CROPS_PER_THREAD))
-
-
-def _thread_pool(workers: int) -> Any:
-    """A process-wide pool, rebuilt after a fork (a forked child inherits the pool object but not its threads)."""
-    global _POOL
-    if _POOL is None or _POOL[0] != os.getpid() or _POOL[2] < workers:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vitpose-crop"), workers)
-    return _POOL[1]
 
 
 def _is_pil(image: Any) -> bool:
@@ -384,7 +374,7 @@ class VitPoseImageProcessor:
         run = lambda job: crop_and_normalize(job[0], job[1], job[2], self.input_size, a, b, out=job[3])  # noqa: E731
         if workers > 1 and len(jobs) > 1:
             # The calling thread takes the first job itself (its caches are warm, and one thread fewer to wake).
-            futures = [_thread_pool(workers - 1).submit(run, job) for job in jobs[1:]]
+            futures = [crop_pool(workers - 1).submit(run, job) for job in jobs[1:]]
             run(jobs[0])
             for future in futures:
                 future.result()
