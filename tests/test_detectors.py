@@ -26,10 +26,12 @@ from vitpose.detectors import (
     HOGDetector,
     PersonDetector,
     RTDetrDetector,
+    SkippedBoxesWarning,
     UnknownImageError,
     build_detector,
     check_images,
     nms_xywh,
+    skip_degenerate_boxes,
 )
 
 # COCO's 80 detection categories in the contiguous 0-79 order of the RT-DETR COCO checkpoints' id2label
@@ -187,13 +189,13 @@ def test_rtdetr_person_boxes_equal_transformers(rtdetr_dirs):
 
 def test_rtdetr_random_model_all_labels_equal_transformers(rtdetr_dirs):
     images = _images(seed=2)
-    detector = RTDetrDetector(str(rtdetr_dirs["random"]), threshold=0.0, labels=range(80), device="cpu")
+    detector = RTDetrDetector(str(rtdetr_dirs["random"]), det_thr=0.0, labels=range(80), device="cpu")
     for ours, want in zip(detector(images), _oracle(rtdetr_dirs["random"], images, 0.0), strict=True):
         _assert_same(ours, want)
     # only the requested labels are kept: the oracle's, filtered
     wanted = sorted({int(label) for _, _, labels in _oracle(rtdetr_dirs["random"], images, 0.0) for label in labels})
     subset = tuple(wanted[::2])
-    detector = RTDetrDetector(str(rtdetr_dirs["random"]), threshold=0.0, labels=subset, device="cpu")
+    detector = RTDetrDetector(str(rtdetr_dirs["random"]), det_thr=0.0, labels=subset, device="cpu")
     for ours, (boxes, scores, labels) in zip(
         detector(images), _oracle(rtdetr_dirs["random"], images, 0.0), strict=True
     ):
@@ -207,7 +209,7 @@ def test_rtdetr_threshold(rtdetr_dirs):
     all_scores = np.concatenate([s for _, s, _ in _oracle(rtdetr_dirs["random"], images, 0.0)])
     threshold = float(np.median(all_scores))
     assert 0 < (all_scores > threshold).sum() < len(all_scores)  # the threshold does cut
-    detector = RTDetrDetector(str(rtdetr_dirs["random"]), threshold=threshold, labels=range(80), device="cpu")
+    detector = RTDetrDetector(str(rtdetr_dirs["random"]), det_thr=threshold, labels=range(80), device="cpu")
     found = detector(images)
     assert sum(len(d) for d in found) == int((all_scores > threshold).sum())
     assert all((d.scores > threshold).all() for d in found)
@@ -217,8 +219,8 @@ def test_rtdetr_threshold(rtdetr_dirs):
 
 def test_rtdetr_batches_equal_one_at_a_time(rtdetr_dirs):
     images = _images(seed=4) + _images(seed=5)[:2]
-    batched = RTDetrDetector(str(rtdetr_dirs["random"]), threshold=0.0, labels=range(80), batch_size=4)(images)
-    single = RTDetrDetector(str(rtdetr_dirs["random"]), threshold=0.0, labels=range(80), batch_size=1)
+    batched = RTDetrDetector(str(rtdetr_dirs["random"]), det_thr=0.0, labels=range(80), batch_size=4)(images)
+    single = RTDetrDetector(str(rtdetr_dirs["random"]), det_thr=0.0, labels=range(80), batch_size=1)
     for image, ours in zip(images, batched, strict=True):
         (alone,) = single([image])
         _assert_same(ours, (alone.boxes, alone.scores, alone.labels), atol=1e-3)
@@ -239,8 +241,8 @@ def test_rtdetr_for_animals(rtdetr_dirs):
     images = _images()[:2]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the checkpoint's names agree with the animal labels: no warning
-        animals = RTDetrDetector.for_animals(model=str(rtdetr_dirs["cat"]), threshold=0.5)
-    assert animals.labels == ANIMAL_LABELS and animals.threshold == 0.5
+        animals = RTDetrDetector.for_animals(model=str(rtdetr_dirs["cat"]), det_thr=0.5)
+    assert animals.labels == ANIMAL_LABELS and animals.det_thr == 0.5
     found = animals(images)
     assert [len(d) for d in found] == [6, 6] and all(set(d.labels.tolist()) == {15} for d in found)  # cats
     assert [len(d) for d in RTDetrDetector(str(rtdetr_dirs["cat"]))(images)] == [0, 0]
@@ -260,8 +262,8 @@ def test_rtdetr_argument_errors(rtdetr_dirs):
     model = str(rtdetr_dirs["person"])
     with pytest.raises(ValueError, match=r"labels \[80\] are not in .*0\.\.79"):
         RTDetrDetector(model, labels=(0, 80))
-    with pytest.raises(ValueError, match="threshold"):
-        RTDetrDetector(model, threshold=1.5)
+    with pytest.raises(ValueError, match="det_thr"):
+        RTDetrDetector(model, det_thr=1.5)
     with pytest.raises(ValueError, match="batch_size"):
         RTDetrDetector(model, batch_size=0)
     with pytest.raises(ValueError, match="labels must be"):
@@ -367,7 +369,7 @@ def test_hog_scores_scaling_tightening_and_suppression():
     np.testing.assert_allclose(found.boxes, expected, atol=1e-4)
     np.testing.assert_allclose(found.scores, 1 / (1 + np.exp(-np.array([2.0, 0.5, -1.0]))), atol=1e-6)
 
-    strict = _quiet(HOGDetector, min_score=0.5, upscale_small=False, tighten=False, nms_iou=0.95)
+    strict = _quiet(HOGDetector, det_thr=0.5, upscale_small=False, tighten=False, nms_thr=0.95)
     strict._hog = _FakeHOG(rects=[[10, 10, 64, 128], [12, 12, 64, 128], [200, 0, 64, 128]], weights=[0.2, 0.1, -0.1])
     (found,) = strict([np.zeros((320, 480, 3), np.uint8)])
     assert strict._hog.shapes == [(320, 480, 3)]
@@ -388,8 +390,8 @@ def test_hog_argument_errors():
         _quiet(HOGDetector, win_stride=(6, 8))
     with pytest.raises(ValueError, match="scale"):
         _quiet(HOGDetector, scale=1.0)
-    with pytest.raises(ValueError, match="min_score"):
-        _quiet(HOGDetector, min_score=1.0)
+    with pytest.raises(ValueError, match="det_thr"):
+        _quiet(HOGDetector, det_thr=1.0)
 
 
 def test_hog_without_opencv_hog(monkeypatch):
@@ -425,7 +427,7 @@ def test_boxes_from_coco_detections_by_image_id(coco_dir):
     assert total == 118
 
     threshold = 0.5
-    strict = BoxesDetector.from_json(coco_dir / DET_FILE, coco_dir / ANN_FILE, score_threshold=threshold)
+    strict = BoxesDetector.from_json(coco_dir / DET_FILE, coco_dir / ANN_FILE, det_thr=threshold)
     kept = strict(images, order)
     for name, detections in zip(order, kept, strict=True):
         want = [e["score"] for e in entries if names[e["image_id"]] == name and e["score"] >= threshold]
@@ -464,7 +466,7 @@ def test_boxes_by_file_name_match_basenames(tmp_path):
     assert len(b) == 0  # category 3 is not a person
     assert c.boxes.tolist() == [[1, 1, 2, 2]] and c.labels.tolist() == [1]  # no category_id: a person
     assert len(other) == 0  # not mentioned: the detector found nobody
-    everything = BoxesDetector.from_json(path, category_ids=None, score_threshold=0.5)
+    everything = BoxesDetector.from_json(path, category_ids=None, det_thr=0.5)
     a, b = everything([image, image], ["a.jpg", "b.jpg"])
     assert a.boxes.tolist() == [[1, 2, 3, 4]] and b.labels.tolist() == [3]
     with pytest.raises(ValueError, match="image 0 has no name"):
@@ -477,7 +479,6 @@ def test_boxes_by_file_name_match_basenames(tmp_path):
         ('{"images": [], "annotations": []}', r"expected a JSON list .*COCO annotations file"),
         ("[1, 2]", r"entry 0 is a int"),
         ('[{"image_id": 1, "bbox": [0, 0, 1, 1], "score": 1}, {"image_id": 1, "score": 1}]', r"entry 1 has no 'bbox'"),
-        ('[{"file_name": "a.jpg", "bbox": [0, 0, -5, 1], "score": 1}]', r"entry 0: bbox .* width -5 <= 0"),
         ('[{"file_name": "a.jpg", "bbox": [0, 0, 5], "score": 1}]', r"entry 0: bbox must be a list of 4"),
         ('[{"file_name": "a.jpg", "bbox": [0, 0, 5, 5], "score": "high"}]', r"entry 0: score must be"),
         ('[{"file_name": "a.jpg", "bbox": [0, 0, 5, 5]}, {"image_id": 3, "bbox": [0, 0, 5, 5]}]', r"entry 1 .*"),
@@ -546,10 +547,10 @@ def test_full_image_detector():
 def test_build_each_name(rtdetr_dirs):
     assert isinstance(build_detector("full-image"), FullImageDetector)
     assert isinstance(build_detector("FULL_IMAGE"), FullImageDetector)
-    hog = _quiet(build_detector, "hog", min_score=0.6)
-    assert isinstance(hog, HOGDetector) and hog.min_score == 0.6
-    rt = build_detector("rtdetr", model=str(rtdetr_dirs["person"]), threshold=0.4, device="cpu")
-    assert isinstance(rt, RTDetrDetector) and rt.threshold == 0.4 and rt.labels == (0,)
+    hog = _quiet(build_detector, "hog", det_thr=0.6)
+    assert isinstance(hog, HOGDetector) and hog.det_thr == 0.6
+    rt = build_detector("rtdetr", model=str(rtdetr_dirs["person"]), det_thr=0.4, device="cpu")
+    assert isinstance(rt, RTDetrDetector) and rt.det_thr == 0.4 and rt.labels == (0,)
     animals = build_detector("rtdetr", model=str(rtdetr_dirs["cat"]), animals=True)
     assert animals.labels == ANIMAL_LABELS
     with pytest.raises(ValueError, match="only finds upright people"):
@@ -595,3 +596,59 @@ def test_build_auto_with_nothing_available(monkeypatch):
     monkeypatch.delattr(cv2, "HOGDescriptor")
     with pytest.raises(DetectorError, match=r"no person detector is available: RT-DETR: transformers .*HOG: .*"):
         build_detector("auto")
+
+
+def test_boxes_file_skips_boxes_that_cannot_hold_a_person(tmp_path):
+    """Bug 7: one policy for --boxes and eval --detections: skipped, and one warning names the entries and why."""
+    good = {"file_name": "a.jpg", "bbox": [1, 2, 30, 40], "score": 0.8}
+    bad = [[0, 0, 0, 5], [0, 0, 5, -1], [float("nan"), 0, 5, 5], [0, 0, float("inf"), 5]] + [[0, 0, -1, 1]] * 3
+    entries = [good] + [{"file_name": "a.jpg", "bbox": box, "score": 0.9} for box in bad]
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps(entries))
+    with pytest.warns(SkippedBoxesWarning) as caught:
+        detector = BoxesDetector.from_json(path)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert message.startswith(f"{path}: skipped 7 of 8 detections whose box cannot hold a person: ")
+    assert "entry 1 [0, 0, 0, 5] has width 0 <= 0, entry 2 [0, 0, 5, -1] has height -1 <= 0" in message
+    assert "entry 3 [nan, 0, 5, 5] is not finite, entry 4 [0, 0, inf, 5] is not finite" in message
+    assert "entry 5 [0, 0, -1, 1] has width -1 <= 0, and 2 more" in message and "entry 6" not in message
+    assert caught[0].filename == __file__  # reported at the caller of from_json
+    found = detector([np.zeros((50, 50, 3), np.uint8)], ["a.jpg"])[0]
+    assert found.boxes.tolist() == [[1, 2, 30, 40]] and found.scores.tolist() == pytest.approx([0.8])
+    # The policy itself: flags in file order; nothing to say, no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert skip_degenerate_boxes([[0, 0, 1, 1], [2, 2, 3, 3]], "f.json") == [True, True]
+    with pytest.warns(SkippedBoxesWarning, match=r"f\.json: skipped 1 of 2 .*entry 1 \[0, 0, 1, 0\] has height"):
+        assert skip_degenerate_boxes([[0, 0, 1, 1], [0, 0, 1, 0]], "f.json") == [True, False]
+    # Boxes given in Python (not a file) are still checked strictly: a wrong array is a bug of the caller.
+    with pytest.raises(BoxesFileError, match=r"box 0 \[0\.0, 0\.0, 0\.0, 5\.0\] has width 0\.0 <= 0"):
+        BoxesDetector([[[0, 0, 0, 5]]])
+
+
+def test_old_threshold_names_work_for_one_release_with_a_warning(coco_dir, rtdetr_dirs):
+    with pytest.warns(DeprecationWarning, match=r"min_score=\.\.\.\) is deprecated: use det_thr="):
+        hog = HOGDetector(min_score=0.6, nms_iou=0.4, hit_threshold=0.1)
+    assert (hog.det_thr, hog.nms_thr, hog.hit_thr) == (0.6, 0.4, 0.1)
+    with pytest.warns(DeprecationWarning, match=r"HOGDetector\.min_score is deprecated: use \.det_thr"):
+        assert hog.min_score == 0.6
+    with pytest.raises(TypeError, match="both min_score= and det_thr="):
+        _quiet(HOGDetector, min_score=0.6, det_thr=0.5)
+    with pytest.warns(DeprecationWarning, match="score_threshold"):
+        strict = BoxesDetector.from_json(coco_dir / DET_FILE, coco_dir / ANN_FILE, score_threshold=0.5)
+    assert repr(strict) == repr(BoxesDetector.from_json(coco_dir / DET_FILE, coco_dir / ANN_FILE, det_thr=0.5))
+    with pytest.warns(DeprecationWarning, match="iou_threshold"):
+        kept = nms_xywh(np.array([[0, 0, 10, 10], [1, 1, 10, 10]]), np.array([0.9, 0.8]), iou_threshold=0.5)
+    assert kept.tolist() == [0]
+    with pytest.warns(DeprecationWarning, match=r"build_detector\(threshold=\.\.\.\)"):
+        rt = build_detector("rtdetr", model=str(rtdetr_dirs["person"]), threshold=0.4, device="cpu")
+    assert rt.det_thr == 0.4
+    with pytest.warns(DeprecationWarning, match=r"RTDetrDetector\.threshold is deprecated"):
+        assert rt.threshold == 0.4
+
+
+def test_build_detector_passes_det_thr_to_hog_too():
+    hog = _quiet(build_detector, "hog", det_thr=0.7)
+    assert hog.det_thr == 0.7
+    assert _quiet(build_detector, "hog").det_thr == 0.0  # None: HOG's own default

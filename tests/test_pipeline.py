@@ -253,3 +253,31 @@ def test_expand_inputs(tmp_path, coco_dir):
     reasons = {m.source.rsplit("/", 1)[-1]: m.reason for m in missing}
     assert "holds no images" in reasons["empty_folder"] and "no such file" in reasons["nope.jpg"]
     assert "matches no file" in reasons["*.png"]
+
+
+def test_detector_threshold_is_now_det_thr(checkpoint):
+    with pytest.warns(DeprecationWarning, match=r"detector_threshold=\.\.\.\) is deprecated: use det_thr="):
+        old = PoseEstimator.from_pretrained(checkpoint, device="cpu", detector="full-image", detector_threshold=0.5)
+    assert old.det_thr == 0.5
+    with pytest.warns(DeprecationWarning, match=r"PoseEstimator\.detector_threshold is deprecated"):
+        assert old.detector_threshold == 0.5
+    assert PoseEstimator.from_pretrained(checkpoint, device="cpu", det_thr=0.6).det_thr == 0.6
+
+
+def test_a_detector_that_cannot_work_stops_the_run_while_a_bad_input_is_reported(estimator, coco_dir):
+    """Bug 1 in the library: a DetectorError (now a ValueError, as every VitPoseError) was taken for a complaint
+    about one input and reported per image, so `--detector rtdetr` offline ended with exit 1, not one error."""
+    from vitpose.detectors import BoxesDetector, DetectorError
+
+    class Unavailable:
+        def __call__(self, images, names=None):
+            raise DetectorError("no weights")
+
+    images = [str(coco_dir / "000000000785.jpg"), str(coco_dir / "000000040083.jpg")]
+    broken = PoseEstimator(estimator.model, estimator.processor, Unavailable())
+    with pytest.raises(DetectorError, match="no weights"):
+        list(broken.iter_predict(images, errors="report"))
+    # A complaint about one input (an image the boxes' annotations do not list) is still reported, the rest go on.
+    boxes = BoxesDetector({"000000000785.jpg": [[10, 10, 50, 80]]}, image_names=["000000000785.jpg"])
+    results = list(PoseEstimator(estimator.model, estimator.processor, boxes).iter_predict(images, errors="report"))
+    assert len(results[0]) == 1 and isinstance(results[1], FailedImage) and "no boxes" in results[1].reason

@@ -13,7 +13,14 @@ names) and returns one `Detections` per image: (n, 4) float32 COCO [x, y, width,
 """
 
 from vitpose.detectors.base import Detections, PersonDetector, check_images
-from vitpose.detectors.boxes import BoxesDetector, BoxesFileError, FullImageDetector, UnknownImageError
+from vitpose.detectors.boxes import (
+    BoxesDetector,
+    BoxesFileError,
+    FullImageDetector,
+    SkippedBoxesWarning,
+    UnknownImageError,
+    skip_degenerate_boxes,
+)
 from vitpose.detectors.build import DETECTOR_NAMES, build_detector
 from vitpose.detectors.hog import HOGDetector, nms_xywh
 from vitpose.detectors.rtdetr import ANIMAL_LABEL_NAMES, ANIMAL_LABELS, PERSON_LABEL, RTDetrDetector
@@ -32,8 +39,10 @@ __all__ = [
     "HOGDetector",
     "PersonDetector",
     "RTDetrDetector",
+    "SkippedBoxesWarning",
     "UnknownImageError",
     "build_detector",
     "check_images",
     "nms_xywh",
+    "skip_degenerate_boxes",
 ]

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from vitpose.datasets.coco import read_json
+from vitpose.deprecation import renamed_kwargs
 from vitpose.detectors.base import Detections, check_images
 from vitpose.errors import AnnotationError, VitPoseError
 
@@ -20,6 +21,11 @@ COCO_PERSON = 1  # COCO's category id of person (1-based, as in COCO files)
 
 class BoxesFileError(AnnotationError):
     """A boxes file (or boxes argument) that cannot be used; the message names the file, the entry and the fault."""
+
+
+class SkippedBoxesWarning(UserWarning):
+    """Entries of a detections file that were skipped because their box cannot hold a person (see
+    `skip_degenerate_boxes`)."""
 
 
 class UnknownImageError(VitPoseError, LookupError):
@@ -47,20 +53,54 @@ def _as_boxes(value: Any, where: str) -> np.ndarray:
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise BoxesFileError(f"{where}: boxes must have shape (n, 4) [x, y, width, height], got {boxes.shape}")
     for row, box in enumerate(boxes):
-        fault = _box_fault(box)
+        fault = box_fault(box)
         if fault:
-            raise BoxesFileError(f"{where}: box {row} {box.tolist()} {fault}")
+            raise BoxesFileError(f"{where}: box {row} {box.tolist()} {fault} {_XYWH_HINT}")
     return boxes.astype(np.float32)
 
 
-def _box_fault(box: Sequence[float]) -> str | None:
+_XYWH_HINT = "(boxes are [x, y, width, height], not [x1, y1, x2, y2])"
+
+
+def box_fault(box: Sequence[float]) -> str | None:
+    """Why a [x, y, width, height] box cannot hold a person ("is not finite", "has width 0 <= 0", ...), or None."""
     if not all(math.isfinite(v) for v in box):
         return "is not finite"
     if box[2] <= 0:
-        return f"has width {box[2]} <= 0 (boxes are [x, y, width, height], not [x1, y1, x2, y2])"
+        return f"has width {box[2]} <= 0"
     if box[3] <= 0:
-        return f"has height {box[3]} <= 0 (boxes are [x, y, width, height], not [x1, y1, x2, y2])"
+        return f"has height {box[3]} <= 0"
     return None
+
+
+def skip_degenerate_boxes(
+    boxes: Sequence[Sequence[float]], source: str | os.PathLike[str], *, stacklevel: int = 2
+) -> list[bool]:
+    """The one policy for the boxes of a detections file (`vitpose predict --boxes`, `vitpose eval --detections`)
+    that cannot hold a person: an entry whose box is not finite or has width or height <= 0 is skipped, and one
+    `SkippedBoxesWarning` names the file, how many entries were skipped, the first five by index and why.
+
+    Args:
+        boxes: each entry's [x, y, width, height], in file order (four numbers each: a malformed entry is the
+            caller's error to raise).
+        source: the file, for the warning.
+        stacklevel: of the warning, counted as by `warnings.warn` called here (2: the caller of this function).
+
+    Returns:
+        One flag per entry: False for the skipped ones.
+    """
+    faults = [(index, list(box), fault) for index, box in enumerate(boxes) if (fault := box_fault(box))]
+    if faults:
+        first = ", ".join(f"entry {index} {box} {fault}" for index, box, fault in faults[:5])
+        more = f", and {len(faults) - 5} more" if len(faults) > 5 else ""
+        warnings.warn(
+            f"{source}: skipped {len(faults)} of {len(boxes)} detections whose box cannot hold a person: "
+            f"{first}{more} {_XYWH_HINT}",
+            SkippedBoxesWarning,
+            stacklevel=stacklevel,
+        )
+    skipped = {index for index, _, _ in faults}
+    return [index not in skipped for index in range(len(boxes))]
 
 
 def _as_vector(value: Any, n: int, where: str, what: str, dtype: Any) -> np.ndarray:
@@ -144,11 +184,12 @@ class BoxesDetector:
                 raise BoxesFileError(f"{source}: boxes for images that are not listed among its images: {unlisted[:5]}")
 
     @classmethod
+    @renamed_kwargs(score_threshold="det_thr")
     def from_json(
         cls,
         path: str | os.PathLike[str],
         annotations: str | os.PathLike[str] | None = None,
-        score_threshold: float = 0.0,
+        det_thr: float = 0.0,
         category_ids: Sequence[int] | None = (COCO_PERSON,),
     ) -> BoxesDetector:
         """Boxes from a COCO detections (results) file.
@@ -156,17 +197,20 @@ class BoxesDetector:
         The file is a JSON list of `{"image_id", "category_id", "bbox": [x, y, w, h], "score"}` entries, optionally
         with "file_name". Entries are matched to images by "file_name" (basename) when they have it; otherwise
         `image_id` is mapped to a file name through `annotations`, a COCO annotations file (its "images" list of
-        {"id", "file_name"}). Every entry with `score >= score_threshold` and (unless `category_ids` is None) a
+        {"id", "file_name"}). Every entry with `score >= det_thr` and (unless `category_ids` is None) a
         category in `category_ids` is kept, as the COCO evaluation keeps every detection; a missing "score" counts
         as 1 and a missing "category_id" as person (1). Boxes keep the file's order; labels are the category ids.
+
+        An entry whose box cannot hold a person (not finite, width or height <= 0) is skipped, with one
+        `SkippedBoxesWarning` saying which (`skip_degenerate_boxes`, the policy `vitpose eval --detections` shares).
 
         Matching: in file-name mode an image the file does not mention has no boxes (the detector found nobody);
         with `annotations`, an image listed there without detections has none, and an image not listed there
         raises `UnknownImageError` when the detector is called on it.
 
         Raises:
-            BoxesFileError: unreadable or malformed files (not JSON, not a list, an entry without a bbox or with a
-                width <= 0, ..., named by entry index), or entries by image_id without `annotations`.
+            BoxesFileError: unreadable or malformed files (not JSON, not a list, an entry without a bbox of four
+                numbers, ..., named by entry index), or entries by image_id without `annotations`.
         """
         path = Path(path)
         entries = _read_json(path, "detections")
@@ -183,24 +227,26 @@ class BoxesDetector:
             )
         if not isinstance(entries, list):
             raise BoxesFileError(f"{path}: expected a JSON list of detections, got {type(entries).__name__}")
-        if not isinstance(score_threshold, int | float) or not math.isfinite(score_threshold):
-            raise VitPoseError(f"score_threshold must be a number, got {score_threshold!r}")
+        if not isinstance(det_thr, int | float) or not math.isfinite(det_thr):
+            raise VitPoseError(f"det_thr must be a number, got {det_thr!r}")
         if isinstance(category_ids, int):
             category_ids = (category_ids,)
         if category_ids is not None:
             category_ids = {int(c) for c in category_ids}
         by_file = any(isinstance(entry, Mapping) and "file_name" in entry for entry in entries)
         parsed = [_parse_entry(entry, index, path, by_file) for index, entry in enumerate(entries)]
+        # stacklevel 4: past this function and the renamed_kwargs wrapper, to the caller of from_json
+        usable = skip_degenerate_boxes([entry["bbox"] for entry in entries], path, stacklevel=4)  # as written
         id_to_name = None
         if annotations is not None:
-            id_to_name = _read_image_names(Path(annotations))
+            id_to_name = read_image_names(annotations)
         elif entries and not by_file:
             raise BoxesFileError(
                 f"{path} gives boxes by image_id only (no 'file_name' in its entries): pass the COCO annotations file "
                 "whose 'images' map those ids to file names (--annotations FILE, or annotations=...)"
             )
         if not entries:
-            warnings.warn(f"{path} holds no detections: every image will have no boxes", UserWarning, stacklevel=2)
+            warnings.warn(f"{path} holds no detections: every image will have no boxes", UserWarning, stacklevel=3)
 
         boxes: dict[str, list[list[float]]] = {}
         scores: dict[str, list[float]] = {}
@@ -220,7 +266,7 @@ class BoxesDetector:
             boxes.setdefault(name, [])
             scores.setdefault(name, [])
             labels.setdefault(name, [])
-            if score >= score_threshold and (category_ids is None or category in category_ids):
+            if usable[index] and score >= det_thr and (category_ids is None or category in category_ids):
                 boxes[name].append(box)
                 scores[name].append(score)
                 labels[name].append(category)
@@ -314,8 +360,13 @@ def _id_key(image_id: Any) -> Any:
     return image_id
 
 
-def _read_image_names(path: Path) -> dict[Any, str]:
-    """image id -> file name of a COCO annotations file's "images"."""
+def read_image_names(path: str | os.PathLike[str]) -> dict[Any, str]:
+    """image id -> file name (basename) of a COCO annotations file's "images" (ids compared as ints where integral).
+
+    Raises:
+        BoxesFileError: not a COCO annotations file, an image without id or file_name, a repeated id or file name.
+    """
+    path = Path(path)
     data = _read_json(path, "annotations")
     if not isinstance(data, Mapping) or not isinstance(data.get("images"), list):
         raise BoxesFileError(
@@ -339,8 +390,12 @@ def _read_image_names(path: Path) -> dict[Any, str]:
     return out
 
 
+def _real(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return _real(value) and math.isfinite(value)
 
 
 def _parse_entry(entry: Any, index: int, path: Path, by_file: bool) -> tuple[str | None, list[float], float, int]:
@@ -351,11 +406,8 @@ def _parse_entry(entry: Any, index: int, path: Path, by_file: bool) -> tuple[str
     if "bbox" not in entry:
         raise BoxesFileError(f"{where} has no 'bbox' (keys: {sorted(entry)})")
     box = entry["bbox"]
-    if not isinstance(box, list) or len(box) != 4 or not all(_number(v) for v in box):
-        raise BoxesFileError(f"{where}: bbox must be a list of 4 finite numbers [x, y, width, height], got {box!r}")
-    fault = _box_fault(box)
-    if fault:
-        raise BoxesFileError(f"{where}: bbox {box} {fault}")
+    if not isinstance(box, list) or len(box) != 4 or not all(_real(v) for v in box):
+        raise BoxesFileError(f"{where}: bbox must be a list of 4 numbers [x, y, width, height], got {box!r}")
     score = entry.get("score", 1.0)
     if not _number(score):
         raise BoxesFileError(f"{where}: score must be a finite number, got {score!r}")

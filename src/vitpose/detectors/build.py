@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from vitpose.deprecation import renamed_kwargs
 from vitpose.detectors.base import PersonDetector
 from vitpose.detectors.boxes import FullImageDetector
 from vitpose.detectors.hog import HOGDetector
@@ -24,25 +25,29 @@ DETECTOR_NAMES = ("auto", "rtdetr", "hog", "full-image")
 _ALIASES = {"rt-detr": "rtdetr", "full": "full-image", "fullimage": "full-image"}
 
 
+@renamed_kwargs(threshold="det_thr")
 def build_detector(
     name: str = "auto",
     *,
     device: str | torch.device | None = None,
-    threshold: float = 0.3,
+    det_thr: float | None = None,
     animals: bool = False,
     **kwargs: Any,
 ) -> PersonDetector:
     """The detector called `name`: "rtdetr", "hog", "full-image" or "auto".
 
-    - "rtdetr": `RTDetrDetector` (or `RTDetrDetector.for_animals` with `animals`), with `device`, `threshold`
+    - "rtdetr": `RTDetrDetector` (or `RTDetrDetector.for_animals` with `animals`), with `device`, `det_thr`
       and `kwargs` (model, labels, batch_size, hub options).
-    - "hog": `HOGDetector(**kwargs)` (`device` and `threshold` do not apply; its own cut-off is `min_score`).
-      With `animals` it is an error: HOG only knows upright people.
+    - "hog": `HOGDetector(det_thr=det_thr, **kwargs)` (`device` does not apply). With `animals` it is an error:
+      HOG only knows upright people.
     - "full-image": `FullImageDetector()`, one box per whole image.
     - "auto": RT-DETR as above when transformers imports and the weights load (from a local directory, the
       Hugging Face cache, or the hub when it can be reached); otherwise a `UserWarning` saying why RT-DETR was not
-      used, and `HOGDetector()` with its defaults (`FullImageDetector()` with `animals`, for which HOG is
+      used, and `HOGDetector(det_thr=det_thr)` (`FullImageDetector()` with `animals`, for which HOG is
       meaningless).
+
+    `det_thr`: the detector's score threshold; None keeps each detector's default (RT-DETR 0.3, HOG 0: its
+    scores, a logistic of the SVM margin, are above 0.5 for every window it reports).
 
     Raises:
         ValueError: an unknown name (the message lists the choices), or "hog" with `animals`.
@@ -61,9 +66,9 @@ def build_detector(
                 "the HOG detector only finds upright people, not animals: use --detector rtdetr (COCO's animal "
                 "classes), full-image (images that are already crops of one animal) or --boxes FILE"
             )
-        return HOGDetector(**kwargs)
+        return HOGDetector(**_given(det_thr=det_thr), **kwargs)
     if key == "rtdetr":
-        return _rtdetr(device, threshold, animals, kwargs)
+        return _rtdetr(device, det_thr, animals, kwargs)
 
     # auto
     model = str(kwargs.get("model", RTDetrDetector.DEFAULT_MODEL))
@@ -74,7 +79,7 @@ def build_detector(
             raise DetectorError(
                 f"the weights of {model!r} are not in the Hugging Face cache and the hub cannot be reached"
             )
-        return _rtdetr(device, threshold, animals, kwargs)
+        return _rtdetr(device, det_thr, animals, kwargs)
     except ImportError:
         reason = f"transformers is not installed ({INSTALL_HINT})"
     except DetectorError as err:
@@ -85,26 +90,31 @@ def build_detector(
             "meaningless, so each whole image is taken as one animal (--detector full-image): pass --boxes FILE "
             "for images with several animals",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,  # past the renamed_kwargs wrapper
         )
         return FullImageDetector()
     try:
-        detector = HOGDetector()
+        detector = HOGDetector(**_given(det_thr=det_thr))
     except DetectorError as err:
         raise DetectorError(f"no person detector is available: RT-DETR: {reason}; HOG: {err}") from err
     warnings.warn(
         f"--detector auto: RT-DETR was not used because {reason}. Falling back to OpenCV's HOG people detector "
         "(or choose --detector full-image, or --boxes FILE)",
         UserWarning,
-        stacklevel=2,
+        stacklevel=3,
     )
     return detector
 
 
-def _rtdetr(device: Any, threshold: float, animals: bool, kwargs: dict[str, Any]) -> RTDetrDetector:
+def _rtdetr(device: Any, det_thr: float | None, animals: bool, kwargs: dict[str, Any]) -> RTDetrDetector:
     if animals:
-        return RTDetrDetector.for_animals(device=device, threshold=threshold, **kwargs)
-    return RTDetrDetector(device=device, threshold=threshold, **kwargs)
+        return RTDetrDetector.for_animals(device=device, **_given(det_thr=det_thr), **kwargs)
+    return RTDetrDetector(device=device, **_given(det_thr=det_thr), **kwargs)
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The options that are not None (None: the detector's own default)."""
+    return {key: value for key, value in options.items() if value is not None}
 
 
 def _no_kwargs(name: str, kwargs: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from vitpose.deprecation import renamed_attribute, renamed_kwargs
 from vitpose.detectors.base import Detections, check_images
 from vitpose.errors import DetectorError, VitPoseError
 
@@ -35,13 +36,14 @@ def _cv2():
     return cv2
 
 
-def nms_xywh(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+@renamed_kwargs(iou_threshold="iou_thr")
+def nms_xywh(boxes: np.ndarray, scores: np.ndarray, iou_thr: float) -> np.ndarray:
     """Greedy non-maximum suppression.
 
     Args:
         boxes: (n, 4) [x, y, width, height].
         scores: (n,).
-        iou_threshold: a box overlapping a higher-scored kept box with IoU above this is dropped.
+        iou_thr: a box overlapping a higher-scored kept box with IoU above this is dropped.
 
     Returns:
         (k,) int64 indices of the kept boxes, highest score first.
@@ -59,7 +61,7 @@ def nms_xywh(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.
         h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
         inter = w * h
         iou = inter / np.maximum(area[i] + area[rest] - inter, 1e-12)
-        order = rest[iou <= iou_threshold]
+        order = rest[iou <= iou_thr]
     return np.asarray(keep, dtype=np.int64)
 
 
@@ -70,31 +72,37 @@ class HOGDetector:
     (64 px after upscaling); constructing the first one warns so (once per process). Per image:
     `detectMultiScale` (OpenCV groups its overlapping windows), each window's SVM margin `w` squashed to a score in
     (0, 1) with the logistic `1 / (1 + exp(-w))` (so 0.5 at the SVM's decision boundary), boxes shrunk to the
-    person inside the window (see `tighten`), clipped to the image, then non-maximum suppression at `nms_iou`.
+    person inside the window (see `tighten`), clipped to the image, then non-maximum suppression at `nms_thr`.
     Labels are 0 (person).
 
     Args:
-        hit_threshold: SVM margin threshold of `detectMultiScale` (higher: fewer, surer boxes).
+        hit_thr: SVM margin threshold (OpenCV's hitThreshold) of `detectMultiScale` (higher: fewer, surer boxes).
         win_stride: window step (x, y) in pixels, multiples of 8.
         padding: padding (x, y) around the image in pixels.
         scale: image pyramid factor (> 1).
-        min_score: boxes with a score below this are dropped, in [0, 1).
+        det_thr: boxes with a score below this are dropped, in [0, 1).
         upscale_small: enlarge images whose longer side is below 960 px towards it (bilinear, at most 4x) before
             detecting, so smaller people are found; boxes are mapped back to the original pixels.
-        nms_iou: IoU above which the lower-scored of two boxes is suppressed, in (0, 1].
+        nms_thr: IoU above which the lower-scored of two boxes is suppressed, in (0, 1].
         tighten: shrink each 64x128 window box to the central 75% of its width and height, where the detector's
             training crops put the person, so boxes bound the person as COCO boxes do.
     """
 
+    # Old names of the thresholds (0.1), kept for one release.
+    hit_threshold = renamed_attribute("hit_thr")
+    min_score = renamed_attribute("det_thr")
+    nms_iou = renamed_attribute("nms_thr")
+
+    @renamed_kwargs(hit_threshold="hit_thr", min_score="det_thr", nms_iou="nms_thr")
     def __init__(
         self,
-        hit_threshold: float = 0.0,
+        hit_thr: float = 0.0,
         win_stride: tuple[int, int] = (8, 8),
         padding: tuple[int, int] = (8, 8),
         scale: float = 1.05,
-        min_score: float = 0.0,
+        det_thr: float = 0.0,
         upscale_small: bool = True,
-        nms_iou: float = 0.5,
+        nms_thr: float = 0.5,
         tighten: bool = True,
     ) -> None:
         cv2 = _cv2()
@@ -104,23 +112,23 @@ class HOGDetector:
         self.padding = _pair(padding, "padding", minimum=0)
         if not isinstance(scale, int | float) or not float(scale) > 1.0:
             raise VitPoseError(f"scale must be a number > 1 (the pyramid step), got {scale!r}")
-        if not isinstance(min_score, int | float) or not 0.0 <= float(min_score) < 1.0:
-            raise VitPoseError(f"min_score must be a number in [0, 1), got {min_score!r}")
-        if not isinstance(nms_iou, int | float) or not 0.0 < float(nms_iou) <= 1.0:
-            raise VitPoseError(f"nms_iou must be a number in (0, 1], got {nms_iou!r}")
-        if not isinstance(hit_threshold, int | float):
-            raise VitPoseError(f"hit_threshold must be a number, got {hit_threshold!r}")
-        self.hit_threshold = float(hit_threshold)
+        if not isinstance(det_thr, int | float) or not 0.0 <= float(det_thr) < 1.0:
+            raise VitPoseError(f"det_thr must be a number in [0, 1), got {det_thr!r}")
+        if not isinstance(nms_thr, int | float) or not 0.0 < float(nms_thr) <= 1.0:
+            raise VitPoseError(f"nms_thr must be a number in (0, 1], got {nms_thr!r}")
+        if not isinstance(hit_thr, int | float):
+            raise VitPoseError(f"hit_thr must be a number, got {hit_thr!r}")
+        self.hit_thr = float(hit_thr)
         self.scale = float(scale)
-        self.min_score = float(min_score)
+        self.det_thr = float(det_thr)
         self.upscale_small = bool(upscale_small)
-        self.nms_iou = float(nms_iou)
+        self.nms_thr = float(nms_thr)
         self.tighten = bool(tighten)
         self._hog = cv2.HOGDescriptor()
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         # Python's warning filters show it once per calling place, as usual; no global "warned" flag, so that a
         # new run in the same process (the CLI called twice, a notebook) is told again.
-        warnings.warn(WEAK_WARNING, UserWarning, stacklevel=2)
+        warnings.warn(WEAK_WARNING, UserWarning, stacklevel=3)  # past the renamed_kwargs wrapper
 
     def upscale_factor(self, height: int, width: int) -> float:
         """The factor an image of this size is enlarged by before detection (1 without `upscale_small`)."""
@@ -146,7 +154,7 @@ class HOGDetector:
             return Detections.empty()  # smaller than one detection window: nobody can be found
         rects, weights = self._hog.detectMultiScale(
             np.ascontiguousarray(scaled),
-            hitThreshold=self.hit_threshold,
+            hitThreshold=self.hit_thr,
             winStride=self.win_stride,
             padding=self.padding,
             scale=self.scale,
@@ -165,16 +173,16 @@ class HOGDetector:
         x2 = np.clip(boxes[:, 0] + boxes[:, 2], 0, width)
         y2 = np.clip(boxes[:, 1] + boxes[:, 3], 0, height)
         boxes = np.stack([x1, y1, x2 - x1, y2 - y1], axis=1)
-        keep = (scores >= self.min_score) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+        keep = (scores >= self.det_thr) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
         boxes, scores = boxes[keep], scores[keep]
-        order = nms_xywh(boxes, scores, self.nms_iou)
+        order = nms_xywh(boxes, scores, self.nms_thr)
         return Detections.from_detector(boxes[order], scores[order], np.zeros(len(order), np.int64))
 
     def __repr__(self) -> str:
         return (
-            f"HOGDetector(hit_threshold={self.hit_threshold}, win_stride={self.win_stride}, padding={self.padding}, "
-            f"scale={self.scale}, min_score={self.min_score}, upscale_small={self.upscale_small}, "
-            f"nms_iou={self.nms_iou}, tighten={self.tighten})"
+            f"HOGDetector(hit_thr={self.hit_thr}, win_stride={self.win_stride}, padding={self.padding}, "
+            f"scale={self.scale}, det_thr={self.det_thr}, upscale_small={self.upscale_small}, "
+            f"nms_thr={self.nms_thr}, tighten={self.tighten})"
         )
 
 

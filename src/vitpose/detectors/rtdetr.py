@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
+from vitpose.deprecation import renamed_attribute, renamed_kwargs
 from vitpose.detectors.base import Detections, check_images
 from vitpose.errors import DetectorError, MissingDependencyError, VitPoseError
 
@@ -147,12 +148,12 @@ class RTDetrDetector:
     Images are resized by the checkpoint's image processor, run through `AutoModelForObjectDetection` in batches of
     `batch_size`, and decoded by the processor's `post_process_object_detection` with each image's (height, width)
     as target size, so boxes are in image pixels; they are converted from [x1, y1, x2, y2] to COCO
-    [x, y, width, height]. A box is kept when its score is above `threshold` (transformers' `score > threshold`)
+    [x, y, width, height]. A box is kept when its score is above `det_thr` (transformers' `score > threshold`)
     and its label is in `labels`.
 
     Args:
         model: hub id or local directory of a transformers checkpoint with an image processor.
-        threshold: score threshold in [0, 1).
+        det_thr: score threshold in [0, 1).
         labels: label ids to keep, in the checkpoint's label space (0 = person in the RT-DETR COCO checkpoints).
         device: torch device; None picks CUDA when available, else the CPU.
         batch_size: images per forward pass.
@@ -164,18 +165,20 @@ class RTDetrDetector:
     """
 
     DEFAULT_MODEL = "PekingU/rtdetr_r50vd_coco_o365"
+    threshold = renamed_attribute("det_thr")  # the old name (0.1), kept for one release
 
+    @renamed_kwargs(threshold="det_thr")
     def __init__(
         self,
         model: str | os.PathLike[str] = DEFAULT_MODEL,
-        threshold: float = 0.3,
+        det_thr: float = 0.3,
         labels: Sequence[int] = (PERSON_LABEL,),
         device: str | torch.device | None = None,
         batch_size: int = 8,
         **hub_kwargs: Any,
     ) -> None:
         self.model_id = str(model)
-        self.threshold = _check_threshold(threshold)
+        self.det_thr = _check_threshold(det_thr)
         self.labels = _check_labels(labels)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise VitPoseError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -197,7 +200,8 @@ class RTDetrDetector:
             raise VitPoseError(f"labels {outside} are not in {self.model_id!r}, whose labels are 0..{num_labels - 1}")
         self.id2label: dict[int, str] = {int(k): str(v) for k, v in getattr(self.model.config, "id2label", {}).items()}
         if self.labels == (PERSON_LABEL,):
-            _check_label_names(self.model_id, {PERSON_LABEL: "person"}, self.id2label)
+            # stacklevel 4: past __init__ and its renamed_kwargs wrapper, to the caller
+            _check_label_names(self.model_id, {PERSON_LABEL: "person"}, self.id2label, stacklevel=4)
         self.model.to(self.device).eval()
 
     @classmethod
@@ -232,9 +236,7 @@ class RTDetrDetector:
             with torch.inference_mode():
                 outputs = self.model(**inputs)
             sizes = torch.tensor([image.shape[:2] for image in chunk], device=self.device)
-            results = self.processor.post_process_object_detection(
-                outputs, threshold=self.threshold, target_sizes=sizes
-            )
+            results = self.processor.post_process_object_detection(outputs, threshold=self.det_thr, target_sizes=sizes)
             for result in results:
                 labels = result["labels"].cpu().numpy().astype(np.int64)
                 keep = np.isin(labels, wanted)
@@ -246,15 +248,15 @@ class RTDetrDetector:
 
     def __repr__(self) -> str:
         return (
-            f"RTDetrDetector(model={self.model_id!r}, threshold={self.threshold}, labels={list(self.labels)}, "
+            f"RTDetrDetector(model={self.model_id!r}, det_thr={self.det_thr}, labels={list(self.labels)}, "
             f"device='{self.device}', batch_size={self.batch_size})"
         )
 
 
-def _check_threshold(threshold: float) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 <= float(threshold) < 1.0:
-        raise VitPoseError(f"threshold must be a number in [0, 1), got {threshold!r}")
-    return float(threshold)
+def _check_threshold(det_thr: float) -> float:
+    if isinstance(det_thr, bool) or not isinstance(det_thr, int | float) or not 0.0 <= float(det_thr) < 1.0:
+        raise VitPoseError(f"det_thr must be a number in [0, 1), got {det_thr!r}")
+    return float(det_thr)
 
 
 def _check_labels(labels: Sequence[int]) -> tuple[int, ...]:
@@ -268,7 +270,9 @@ def _check_labels(labels: Sequence[int]) -> tuple[int, ...]:
     return tuple(int(label) for label in labels)
 
 
-def _check_label_names(model: str, expected: Mapping[int, str], id2label: Mapping[int, str]) -> None:
+def _check_label_names(
+    model: str, expected: Mapping[int, str], id2label: Mapping[int, str], stacklevel: int = 3
+) -> None:
     """Warn when the checkpoint names its labels and the expected ids carry other names (another label space)."""
     named = {k: v for k, v in id2label.items() if not _GENERIC_LABEL.match(v)}
     if not named:
@@ -282,7 +286,7 @@ def _check_label_names(model: str, expected: Mapping[int, str], id2label: Mappin
             f"{', '.join(f'label {k} is {v!r}, not {expected[k]!r}' for k, v in wrong.items())}"
             f"{' (in this model ' + hints + ')' if hints else ''}; pass labels=[...] in the model's own label ids",
             UserWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 

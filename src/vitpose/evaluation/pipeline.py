@@ -194,8 +194,9 @@ def _detection_boxes(
             f"{source}: expected a JSON list of detections [{{'image_id', 'bbox': [x, y, w, h], 'score', "
             f"'category_id'}}, ...], got {type(entries).__name__}"
         )
+    from vitpose.detectors.boxes import skip_degenerate_boxes
+
     out: dict[Any, list[tuple[list[float], float, int]]] = {img["id"]: [] for img in annotations["images"]}
-    degenerate = 0
     for index, det in enumerate(entries):
         if not isinstance(det, Mapping) or "image_id" not in det or "bbox" not in det:
             raise EvaluationError(f"{source}: entry {index} needs 'image_id' and 'bbox', got {det!r:.120}")
@@ -204,23 +205,22 @@ def _detection_boxes(
                 f"{source}: entry {index}: image_id {det['image_id']!r} is not an image of the annotations "
                 "(were these detections made for this annotation file?)"
             )
+        bbox = det["bbox"]
+        if not (isinstance(bbox, Sequence) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+            raise EvaluationError(f"{source}: entry {index}: bbox must be 4 numbers [x, y, w, h], got {bbox}")
+    # The one policy of `vitpose predict --boxes` too: a box that cannot hold a person (not finite, width or
+    # height <= 0) is skipped, and one warning names the entries.
+    usable = skip_degenerate_boxes([det["bbox"] for det in entries], source, stacklevel=4)
+    for index, det in enumerate(entries):
         category = int(det.get("category_id", 1))
-        if not dataset.is_animal and category != 1:
+        if not usable[index] or (not dataset.is_animal and category != 1):
             continue
         score = float(det.get("score", 1.0))
-        bbox = det["bbox"]
-        if not (isinstance(bbox, Sequence) and len(bbox) == 4 and all(_finite(v) for v in bbox)):
-            raise EvaluationError(f"{source}: entry {index}: bbox must be 4 finite numbers [x, y, w, h], got {bbox}")
-        if not math.isfinite(score):
+        if not _finite(score):
             raise EvaluationError(f"{source}: entry {index}: score must be a finite number, got {score}")
         if score < det_thr:
             continue
-        if bbox[2] <= 0 or bbox[3] <= 0:
-            degenerate += 1
-            continue
-        out[det["image_id"]].append(([float(v) for v in bbox], score, category))
-    if degenerate:
-        notes.append(f"{degenerate} detections with zero or negative width or height were skipped")
+        out[det["image_id"]].append(([float(v) for v in det["bbox"]], score, category))
     return out
 
 

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from vitpose.datasets import DatasetInfo, get_dataset_info
+from vitpose.datasets import DatasetInfo, get_dataset_info, parse_dataset
 from vitpose.datasets.custom import dataset_info_from_dict
+from vitpose.deprecation import renamed_attribute, renamed_kwargs
 from vitpose.device import resolve_device
-from vitpose.errors import ImageReadError, VitPoseError
+from vitpose.errors import DetectorError, ImageReadError, VitPoseError
 from vitpose.hub import hub_options
 from vitpose.inference.results import PoseResult, instance_scores
 from vitpose.media import FailedImage, ImageSource, load_image
@@ -83,12 +84,18 @@ class PoseEstimator:
         flip_test: average with the mirrored crop (the original's test-time augmentation).
         dataset: ViTPose++: the data set (name or index) whose expert and head to use (default COCO). A
             single-data-set ViTPose: the layout of its keypoints (names, skeleton, flip pairs, OKS sigmas), e.g.
-            "mpii" for a model trained on MPII; it must have the model's keypoint count.
+            "mpii" for a model trained on MPII, or a custom data set (a `DatasetInfo` or the path of its JSON
+            description); it must have the model's keypoint count. Read by `vitpose.datasets.parse_dataset`.
         batch_size: crops per network batch; the crops of several images share batches.
         nms_thr: OKS-NMS threshold applied to detector boxes (0.9 as the original evaluation); None turns it off.
         rescore_thr: keypoint-score threshold of the instance rescoring (0.2 as the original).
+        det_thr: score threshold of the detector built by name (RT-DETR, HOG); given boxes are not thresholded.
+            Formerly `detector_threshold` (still accepted, with a DeprecationWarning, until 0.3).
     """
 
+    detector_threshold = renamed_attribute("det_thr")  # the old name (0.1), kept for one release
+
+    @renamed_kwargs(detector_threshold="det_thr")
     def __init__(
         self,
         model: VitPoseForPoseEstimation,
@@ -100,7 +107,7 @@ class PoseEstimator:
         batch_size: int = 32,
         nms_thr: float | None = 0.9,
         rescore_thr: float = 0.2,
-        detector_threshold: float = 0.3,
+        det_thr: float = 0.3,
     ) -> None:
         if batch_size < 1:
             raise VitPoseError(f"batch_size must be >= 1, got {batch_size}")
@@ -113,8 +120,10 @@ class PoseEstimator:
         self.batch_size = int(batch_size)
         self.nms_thr = nms_thr
         self.rescore_thr = rescore_thr
-        self.detector_threshold = detector_threshold
+        self.det_thr = det_thr
         self._layout_declared = False
+        if isinstance(dataset, (str, os.PathLike)):  # a name, "3" or a custom data set file; the model checks ints
+            dataset = parse_dataset(dataset)
         if dataset is not None and not (model.is_moe or model.config.num_heads > 1):
             # A single-head model: `dataset` declares the layout of its keypoints (names, skeleton, flip pairs,
             # sigmas), e.g. a ViTPose trained on MPII.
@@ -178,7 +187,7 @@ class PoseEstimator:
             self._detector = build_detector(
                 self._detector or "auto",
                 device=self.device,
-                threshold=self.detector_threshold,
+                det_thr=self.det_thr,
                 animals=self.dataset.is_animal,
             )
         return self._detector
@@ -279,8 +288,11 @@ class PoseEstimator:
         if to_detect:
             rgbs = [rgb for _, rgb, _ in to_detect]
             names = [name for _, _, name in to_detect]
+            detector = self.detector  # built here, outside the try: a detector that cannot load is not an input's fault
             try:
-                detections: list[Any] = list(self.detector(rgbs, names))
+                detections: list[Any] = list(detector(rgbs, names))
+            except DetectorError:
+                raise
             except ValueError:
                 # A detector's complaint about its input (say, a file missing from a --boxes file): find the image
                 # it concerns by asking one image at a time, report it, keep the others.
@@ -289,7 +301,9 @@ class PoseEstimator:
                 detections = []
                 for position, rgb, name in to_detect:
                     try:
-                        detections.extend(self.detector([rgb], [name]))
+                        detections.extend(detector([rgb], [name]))
+                    except DetectorError:
+                        raise
                     except ValueError as err:
                         failures[position] = FailedImage(name or f"image {position}", str(err))
                         detections.append(None)
