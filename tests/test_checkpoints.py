@@ -356,3 +356,29 @@ def test_fused_qkv_is_read_from_the_file_and_equals_the_concatenation(tmp_path, 
     wrong = type(read)(read)
     wrong.locations = {n: (path, 0, 3) for n in names}
     assert _fuse_from_file([read[n] for n in names], names, wrong) is None
+
+
+def test_id2label_is_the_same_for_pth_and_hub_format(tmp_path):
+    """Bug 5: the names of a model do not depend on the format of its checkpoint (the registry's COCO names)."""
+    from vitpose.datasets import get_dataset_info
+
+    coco_names = dict(enumerate(get_dataset_info("coco").keypoint_names))
+    hf = make_vit_s()
+    path, _ = _original_checkpoint(tmp_path, hf)
+    save_hf(hf, tmp_path / "hub")
+    from_pth = VitPoseForPoseEstimation.from_pretrained(path).config
+    from_hub = VitPoseForPoseEstimation.from_pretrained(tmp_path / "hub").config
+    assert from_pth.id2label == from_hub.id2label == coco_names
+    assert from_pth.label2id == from_hub.label2id and from_hub.label2id["left_eye"] == 1
+    # The transformers port's config.json names ("Nose", "L_Eye", ...) are read as the registry's.
+    port = ["Nose", "L_Eye", "R_Eye", "L_Ear", "R_Ear", "L_Shoulder", "R_Shoulder", "L_Elbow", "R_Elbow", "L_Wrist",
+            "R_Wrist", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R_Ankle"]  # fmt: skip
+    config = json.loads((tmp_path / "hub" / "config.json").read_text())
+    config["id2label"] = {str(i): name for i, name in enumerate(port)}
+    config["label2id"] = {name: i for i, name in enumerate(port)}
+    (tmp_path / "hub" / "config.json").write_text(json.dumps(config))
+    assert VitPoseForPoseEstimation.from_pretrained(tmp_path / "hub").config.id2label == coco_names
+    # Names of another layout are kept as they are.
+    config["id2label"] = {str(i): f"joint{i}" for i in range(17)}
+    (tmp_path / "hub" / "config.json").write_text(json.dumps(config))
+    assert VitPoseForPoseEstimation.from_pretrained(tmp_path / "hub").config.id2label[3] == "joint3"
