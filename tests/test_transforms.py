@@ -69,6 +69,42 @@ def test_box_to_center_scale_other_input_size_and_padding():
         np.testing.assert_allclose(scales[i], s_ref * 200.0, rtol=1e-5)
 
 
+def _original_xywh2cs(boxes: np.ndarray, aspect_ratio: float, padding: float) -> tuple[np.ndarray, np.ndarray]:
+    """mmpose 0.x `_xywh2cs` (the ViTPose repository's top-down data sets), vectorised, with its float32 roundings,
+    then the `scale * 200.0` (float32) of its crop (`TopDownAffine`) and decoder (`transform_preds`)."""
+    x, y, w, h = (boxes[:, i].astype(np.float64) for i in range(4))
+    center = np.stack([x + w * 0.5, y + h * 0.5], axis=1).astype(np.float32)
+    wider = w > aspect_ratio * h
+    taller = w < aspect_ratio * h
+    h = np.where(wider, w * 1.0 / aspect_ratio, h)  # `if w > aspect_ratio * h: h = w * 1.0 / aspect_ratio`
+    w = np.where(taller & ~wider, h * aspect_ratio, w)  # `elif w < aspect_ratio * h: w = h * aspect_ratio`
+    scale = np.stack([w / 200.0, h / 200.0], axis=1).astype(np.float32)  # np.array([...], dtype=np.float32)
+    scale = scale * padding  # float32 array times a Python float: float32
+    return center, scale * 200.0  # float32 again
+
+
+@pytest.mark.parametrize("input_size,padding", [((192, 256), 1.25), ((288, 384), 1.25), ((256, 256), 1.0)])
+def test_box_to_center_scale_is_bit_identical_to_the_original(input_size, padding):
+    """Bug 8: the scale is rounded as the original rounds it (w / 200, x padding, x 200, each in float32)."""
+    rng = np.random.default_rng(8)
+    boxes = np.concatenate([random_boxes(rng, 10_000), rng.integers(1, 640, (2_000, 4)).astype(np.float64)])
+    boxes[:2] = [[10, 20, 75, 100], [0.5, 0.25, 192, 256]]  # exact aspect: neither side grows
+    centers, scales = box_to_center_scale(boxes, input_size=input_size, padding=padding)
+    c_ref, s_ref = _original_xywh2cs(boxes, input_size[0] / input_size[1], padding)
+    assert scales.dtype == c_ref.dtype == np.float32
+    np.testing.assert_array_equal(centers, c_ref)
+    np.testing.assert_array_equal(scales, s_ref)
+    # Rounded once (the code before the fix), a large share of the scales differ in the last bit.
+    size = boxes[:, 2:].copy()
+    aspect = input_size[0] / input_size[1]
+    w, h = size[:, 0].copy(), size[:, 1].copy()
+    size[:, 0] = np.where(w < aspect * h, h * aspect, w)
+    size[:, 1] = np.where(w > aspect * h, w / aspect, h)
+    once = (size * padding).astype(np.float32)
+    differ = np.any(once != s_ref, axis=1).mean()
+    assert differ > 0.2 and np.abs(once - s_ref).max() <= 2 * np.spacing(s_ref.max())
+
+
 def test_box_to_center_scale_geometry():
     boxes = np.array([[0.0, 0.0, 30.0, 100.0], [10.0, 10.0, 300.0, 100.0]])
     centers, scales = box_to_center_scale(boxes)

@@ -253,7 +253,8 @@ def instance_scores(box_scores: np.ndarray, keypoint_scores: np.ndarray, thresho
 
     box_scores (N,), keypoint_scores (N, K) -> (N,) float32.
     """
-    above = keypoint_scores > threshold
+    # In float64 as the original (a float32 score compared with the Python float 0.2): 0.2 in float32 is above 0.2.
+    above = np.asarray(keypoint_scores, dtype=np.float64) > threshold
     count = above.sum(axis=1)
     mean = np.where(count > 0, (keypoint_scores * above).sum(axis=1) / np.maximum(count, 1), 0.0)
     return (box_scores * mean).astype(np.float32)

@@ -87,7 +87,9 @@ def box_to_center_scale(
 
     The centre is the box centre. The box is then widened or heightened (never shrunk) until its aspect ratio equals
     ``input_size`` width / height, and both sides are multiplied by ``padding``. Same arithmetic as the original
-    top-down test pipeline (mmpose 0.x ``_xywh2cs``, without the training-only random centre jitter).
+    top-down test pipeline (mmpose 0.x ``_xywh2cs``, without the training-only random centre jitter), with its
+    roundings: the centre and the aspect-corrected size in float64, then the scale as float32 ``w / 200``, times the
+    padding in float32, times 200 in float32 (where the original's crop and decoder turn it into pixels).
 
     Args:
         boxes: ``(N, 4)`` or a single ``(4,)`` box, COCO ``[x, y, width, height]`` in image pixels. Array-like, numpy
@@ -125,8 +127,13 @@ def box_to_center_scale(
     scales = np.array(size)
     np.copyto(scales[:, 0], h * aspect, where=w < aspect * h)
     np.copyto(scales[:, 1], w / aspect, where=w > aspect * h)
-    scales *= padding
-    return centers.astype(np.float32), scales.astype(np.float32)
+    # The original's three float32 roundings, bit for bit: `_xywh2cs` stores `np.array([w / 200, h / 200],
+    # float32)` and multiplies it by the padding in float32; the crop and the decoder then use `scale * 200` in
+    # float32. Rounded once instead, about half of all scales differ from it in the last bit.
+    pixels = (scales / 200.0).astype(np.float32)
+    pixels *= np.float32(padding)
+    pixels *= np.float32(200.0)
+    return centers.astype(np.float32), pixels
 
 
 def get_udp_warp_matrices(
