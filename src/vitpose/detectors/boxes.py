@@ -407,7 +407,7 @@ def _parse_entry(entry: Any, index: int, path: Path, by_file: bool) -> tuple[str
         raise BoxesFileError(f"{where} has no 'bbox' (keys: {sorted(entry)})")
     box = entry["bbox"]
     if not isinstance(box, list) or len(box) != 4 or not all(_real(v) for v in box):
-        raise BoxesFileError(f"{where}: bbox must be a list of 4 numbers [x, y, width, height], got {box!r}")
+        raise BoxesFileError(f"{where}: bbox must be a list of 4 finite numbers [x, y, width, height], got {box!r}")
     score = entry.get("score", 1.0)
     if not _number(score):
         raise BoxesFileError(f"{where}: score must be a finite number, got {score!r}")

@@ -207,7 +207,7 @@ def _detection_boxes(
             )
         bbox = det["bbox"]
         if not (isinstance(bbox, Sequence) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
-            raise EvaluationError(f"{source}: entry {index}: bbox must be 4 numbers [x, y, w, h], got {bbox}")
+            raise EvaluationError(f"{source}: entry {index}: bbox must be 4 finite numbers [x, y, w, h], got {bbox}")
     # The one policy of `vitpose predict --boxes` too: a box that cannot hold a person (not finite, width or
     # height <= 0) is skipped, and one warning names the entries.
     usable = skip_degenerate_boxes([det["bbox"] for det in entries], source, stacklevel=4)
