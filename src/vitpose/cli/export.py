@@ -5,19 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vitpose.cli.common import add_model_options
 from vitpose.errors import VitPoseError
 
 CHECK_TOLERANCE = 1e-3  # max |ONNX Runtime - PyTorch| on random crops; float32 reorderings stay near 1e-5
 
 
 def _export(args: argparse.Namespace) -> int:
+    from vitpose.datasets import DatasetInfo
     from vitpose.export import export_onnx
     from vitpose.models.pose import VitPoseForPoseEstimation
 
     if args.format != "onnx":  # argparse's choices already refuse others; kept for direct calls
         raise VitPoseError(f"unknown export format {args.format!r}; supported: onnx")
     model = VitPoseForPoseEstimation.from_pretrained(args.model)
-    dataset = int(args.dataset) if args.dataset is not None and args.dataset.isdigit() else args.dataset
+    dataset = args.dataset.dataset_index if isinstance(args.dataset, DatasetInfo) else args.dataset  # custom: its index
     result = export_onnx(model, args.out, dataset=dataset, opset=args.opset, check=not args.no_check)
     print(f"wrote {result}")
     if result.max_abs_diff is not None and not result.max_abs_diff <= CHECK_TOLERANCE:
@@ -46,15 +48,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "runtime; the model config is in the file's metadata). Needs: pip install onnx onnxruntime.",
     )
     export.add_argument("format", choices=["onnx"], help="export format (onnx)")
-    export.add_argument(
-        "--model", required=True, help="hub id, hub-format directory or original ViTPose .pth to export"
+    add_model_options(
+        export, model_required=True, device=None, batch_size=None, flip_test=None, dataset_note=" (default coco)"
     )
     export.add_argument("--out", required=True, help="the .onnx file to write")
-    export.add_argument(
-        "--dataset",
-        help="ViTPose++ / multi-head checkpoints: the data set to export (coco, aic, mpii, ap10k, apt36k, wholebody "
-        "or 0-5; default coco)",
-    )
     export.add_argument("--opset", type=int, default=17, help="ONNX opset version (default 17)")
     export.add_argument("--int8", action="store_true", help="also write OUT with .int8.onnx: int8 dynamic quantisation")
     export.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs PyTorch comparison")

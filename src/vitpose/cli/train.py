@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from vitpose.cli.common import add_model_options, dataset_arg, run
 from vitpose.errors import VitPoseError
 
 __all__ = ["add_parser", "config_from_args", "main", "run_train"]
@@ -43,14 +44,23 @@ examples:
 
 
 def _input_size(text: str) -> list[int]:
-    parts = text.lower().replace(",", "x").split("x")
+    """--input-size HEIGHTxWIDTH -> [width, height], the order of input_size in the Python API."""
+    from vitpose.config import parse_input_size
+
     try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) != 2 or min(values) < 16:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 256x192, got {text!r}")
-    return [values[1], values[0]]  # (width, height): the order of input_size in the Python API
+        width, height = parse_input_size(text, "--input-size")
+    except VitPoseError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if min(width, height) < 16:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 256x192, each >= 16, got {text!r}")
+    return [width, height]
+
+
+def _dataset(text: str) -> Any:
+    """--dataset / --val-dataset: read as everywhere (`dataset_arg`), but a custom data set stays its file's path, so
+    that the train_config.json written for --resume names the file."""
+    value = dataset_arg(text)
+    return value if isinstance(value, str | int) else text
 
 
 def add_parser(subparsers: Any) -> None:
@@ -64,20 +74,19 @@ def add_parser(subparsers: Any) -> None:
     )
     S = argparse.SUPPRESS
     p.add_argument("--config", metavar="FILE", help="JSON file with the settings (same names as the flags)")
-    p.add_argument("--model", default=S, help="checkpoint (hub id, directory, .pth) or preset: tiny, small, base, "
-                   "large, huge (+ for ViTPose++, e.g. base+)")  # fmt: skip
+    add_model_options(
+        p, model=S, presets=True, device=S, batch_size=S, batch_help="global batch size over all processes (64)",
+        flip_test=S, flip_use="validation: ", dataset_type=_dataset, dest="datasets", nargs="+", metavar="D",
+        default=S, dataset_note="; one per training file (default: inferred from the file)",
+    )  # fmt: skip
     p.add_argument("--train-annotations", nargs="+", metavar="FILE", default=S, help="COCO-format keypoint file(s)")
     p.add_argument("--train-images", nargs="+", metavar="DIR", default=S, help="image folder(s), one per file")
-    p.add_argument("--dataset", dest="datasets", nargs="+", metavar="D", default=S,
-                   help="per training file: coco, aic, mpii, ap10k, apt36k, wholebody, an index, or a custom data set "
-                   "JSON file (keypoints, skeleton, flip_pairs, sigmas); default: inferred from the file")  # fmt: skip
     p.add_argument("--val-annotations", nargs="+", metavar="FILE", default=S, help="validation keypoint file(s)")
     p.add_argument("--val-images", nargs="+", metavar="DIR", default=S, help="validation image folder(s)")
-    p.add_argument("--val-dataset", dest="val_datasets", nargs="+", metavar="D", default=S,
+    p.add_argument("--val-dataset", dest="val_datasets", nargs="+", metavar="D", default=S, type=_dataset,
                    help="validation data set(s) (default: the training ones, in order)")  # fmt: skip
     p.add_argument("--out", default=S, help="output folder")
     p.add_argument("--epochs", type=int, default=S, help="epochs (210)")
-    p.add_argument("--batch-size", type=int, default=S, help="global batch size over all processes (64)")
     p.add_argument("--lr", type=float, default=S, help="base learning rate (5e-4; 1e-3 for ViTPose++)")
     p.add_argument("--weight-decay", type=float, default=S, help="AdamW weight decay (0.1)")
     p.add_argument(
@@ -95,11 +104,9 @@ def add_parser(subparsers: Any) -> None:
                    help="train on the plain crops (no flip, half-body, scale or rotation)")  # fmt: skip
     p.add_argument("--amp", choices=["auto", "fp16", "bf16", "off"], default=S,
                    help="mixed precision: auto = fp16 on CUDA, off elsewhere")  # fmt: skip
-    p.add_argument("--device", default=S, help="auto, cpu, cuda, cuda:N, mps (auto)")
     p.add_argument("--seed", type=int, default=S, help="seed of the initialisation, data order and augmentation (0)")
     p.add_argument("--workers", dest="num_workers", type=int, default=S, help="data-loader processes (2)")
     p.add_argument("--eval-interval", type=int, default=S, help="evaluate every N epochs (1; 0 = at the end only)")
-    p.add_argument("--flip-test", action="store_true", default=S, help="evaluate with the flip test")
     p.add_argument(
         "--checkpoint-interval", type=int, default=S, help="write last/, the log and the plot every N epochs (1)"
     )
@@ -151,12 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vitpose", description="ViTPose training")
     sub = parser.add_subparsers(dest="command", required=True)
     add_parser(sub)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (VitPoseError, OSError) as err:
-        print(f"vitpose {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

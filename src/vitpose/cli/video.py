@@ -10,30 +10,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vitpose.cli.common import (
+    add_detector_options,
+    add_model_options,
+    add_threshold_options,
+    estimator_from_args,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from vitpose.errors import VitPoseError
 
 __all__ = ["add_parser", "run"]
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
 
 
 def add_parser(subparsers: Any) -> None:
@@ -55,63 +43,49 @@ def add_parser(subparsers: Any) -> None:
     )
     video.add_argument("--out", help="annotated video to write: .mp4, .m4v, .mov, .mkv (mp4v), .avi (MJPG), .webm")
     video.add_argument("--jsonl", help="per-frame results as JSON Lines (default: --out with the suffix .jsonl)")
-    video.add_argument("--model", default="usyd-community/vitpose-base-simple", help="hub id, directory or .pth")
-    video.add_argument(
-        "--detector",
-        default="auto",
-        choices=["auto", "rtdetr", "hog", "full-image"],
-        help="person detector: auto = RT-DETR where installed and available, else HOG (default auto)",
+    add_model_options(video)
+    add_detector_options(video)
+    add_threshold_options(
+        video, kpt_note="; nor used for the boxes between detector frames (--det-every) and the tracking OKS"
     )
-    video.add_argument("--det-thr", type=float, default=0.3, help="detector score threshold (0.3)")
-    video.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    video.add_argument("--batch-size", type=_positive_int, default=32, help="person crops per network batch (32)")
     video.add_argument(
-        "--frame-batch", type=_positive_int, default=None, help="frames processed together (8; 1 for a camera)"
+        "--frame-batch", type=positive_int, default=None, help="frames processed together (8; 1 for a camera)"
     )
-    video.add_argument("--flip-test", action="store_true", help="average with the mirrored crop (slower, better)")
-    video.add_argument("--dataset", help="ViTPose++ data set: coco, aic, mpii, ap10k, apt36k, wholebody")
     video.add_argument(
         "--det-every",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="run the detector every N frames; between, boxes come from the previous frame's keypoints (1)",
     )
     video.add_argument(
         "--max-age",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=30,
         help="frames a person may go unseen and keep the same track id (30)",
     )
     video.add_argument("--smooth", action="store_true", help="One Euro filter on each track's keypoints")
     video.add_argument(
-        "--smooth-min-cutoff", type=_positive_float, default=1.0, help="One Euro min cut-off, Hz (1.0; lower: smoother)"
+        "--smooth-min-cutoff", type=positive_float, default=1.0, help="One Euro min cut-off, Hz (1.0; lower: smoother)"
     )
     video.add_argument(
         "--smooth-beta", type=float, default=0.007, help="One Euro speed coefficient, 1/px (0.007; higher: less lag)"
     )
     video.add_argument(
-        "--smooth-d-cutoff", type=_positive_float, default=1.0, help="One Euro cut-off of the speed, Hz (1.0)"
+        "--smooth-d-cutoff", type=positive_float, default=1.0, help="One Euro cut-off of the speed, Hz (1.0)"
     )
     video.add_argument(
-        "--kpt-thr",
-        type=float,
-        default=0.3,
-        help="keypoint score threshold: drawing, boxes between detector frames, tracking (0.3)",
+        "--fps", type=positive_float, help="frame rate of an image sequence (30); overrides a video's own"
     )
-    video.add_argument(
-        "--fps", type=_positive_float, help="frame rate of an image sequence (30); overrides a video's own"
-    )
-    video.add_argument("--max-frames", type=_positive_int, help="stop after this many frames")
+    video.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     video.add_argument("--no-progress", action="store_true", help="no progress bar")
     video.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """The handler of `vitpose video`: returns the exit code; raises ValueError/OSError on bad input or output."""
+    """The handler of `vitpose video`: returns the exit code; raises VitPoseError/OSError on bad input or output."""
     import warnings
 
-    from vitpose.inference.estimator import PoseEstimator
     from vitpose.video import VideoReadWarning, open_video, process_video
     from vitpose.video.io import writer_codec
 
@@ -126,9 +100,6 @@ def run(args: argparse.Namespace) -> int:
         jsonl = str(Path(args.out).with_suffix(".jsonl"))
     if args.out is not None and Path(args.out).resolve() == Path(jsonl).resolve():
         raise VitPoseError(f"--out and --jsonl name the same file: {args.out}")
-    dataset: str | int | None = args.dataset
-    if isinstance(dataset, str) and dataset.isdigit():
-        dataset = int(dataset)
     options: dict[str, Any] = {}
     if args.frame_batch is not None:
         options["frame_batch"] = args.frame_batch
@@ -138,15 +109,7 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore", VideoReadWarning)
         source = open_video(args.input, args.fps)  # a bad input fails before the model loads
         try:
-            estimator = PoseEstimator.from_pretrained(
-                args.model,
-                device=args.device,
-                flip_test=args.flip_test,
-                dataset=dataset,
-                batch_size=args.batch_size,
-                detector=args.detector,
-                detector_threshold=args.det_thr,
-            )
+            estimator = estimator_from_args(args)
         except BaseException:
             source.close()
             raise

@@ -1,0 +1,235 @@
+"""What every `vitpose` subcommand shares: the option groups (defined once, same names and help texts everywhere),
+the argument types, and the one error handler (`run`).
+
+Options: `add_model_options` (--model, --device, --batch-size, --flip-test, --dataset), `add_detector_options`
+(--detector), `add_threshold_options` (--det-thr, --kpt-thr, --nms-thr / --no-nms). Each takes the defaults of its
+command; `argparse.SUPPRESS` as a default leaves the attribute unset (what `vitpose train` does, so that a --config
+file fills in what the command line does not give).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from vitpose.datasets import DatasetInfo, parse_dataset
+from vitpose.errors import VitPoseError
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DETECTORS",
+    "add_detector_options",
+    "add_model_options",
+    "add_threshold_options",
+    "dataset_arg",
+    "estimator_from_args",
+    "non_negative_int",
+    "positive_float",
+    "positive_int",
+    "run",
+]
+
+DEFAULT_MODEL = "usyd-community/vitpose-base-simple"
+DETECTORS = ("auto", "rtdetr", "hog", "full-image")  # vitpose.detectors.DETECTOR_NAMES, without importing torch
+DATASET_HELP = (
+    "data set: coco, aic, mpii, ap10k, apt36k, wholebody, an index 0-5, or a custom data set JSON file (keypoints, "
+    "skeleton, flip_pairs, sigmas); ViTPose++: the expert and head to use"
+)
+_SUPPRESS = argparse.SUPPRESS
+
+
+# ---------------------------------------------------------------------------------------------- argument types
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def dataset_arg(text: str) -> str | int | DatasetInfo:
+    """argparse type of --dataset (and `convert --fold`): `vitpose.datasets.parse_dataset`, its error as argparse's."""
+    try:
+        return parse_dataset(text)
+    except VitPoseError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _default(value: Any, text: str | None = None) -> str:
+    """' (VALUE)' for the help text, or nothing where the default is suppressed (it comes from elsewhere)."""
+    if value is _SUPPRESS:
+        return f" ({text})" if text else ""
+    return f" ({text if text is not None else value})"
+
+
+# ---------------------------------------------------------------------------------------------- option groups
+def add_model_options(
+    parser: argparse.ArgumentParser,
+    *,
+    model: Any = DEFAULT_MODEL,
+    model_required: bool = False,
+    presets: bool = False,
+    device: Any = "auto",
+    batch_size: Any = 32,
+    batch_help: str = "person crops per network batch",
+    flip_test: Any = False,
+    flip_use: str = "",
+    dataset: bool = True,
+    dataset_note: str = "",
+    dataset_type: Any = None,
+    **dataset_kwargs: Any,
+) -> None:
+    """--model, --device, --batch-size, --flip-test and --dataset; None (False for --dataset) leaves one out.
+
+    `model`, `device`, `batch_size`, `flip_test`: the defaults (SUPPRESS: unset unless given; None for --model:
+    unset, the command knows its default). `presets`: --model also takes a preset name (train). `flip_use`: where
+    the flip test applies, when not everywhere. `dataset_note`: appended to the help of --dataset. `dataset_type`:
+    instead of `dataset_arg`, a type built on it. `dataset_kwargs`: more argparse settings of --dataset (dest,
+    nargs, metavar, default).
+    """
+    model_help = "checkpoint: hub id, hub-format directory or original ViTPose .pth"
+    if presets:
+        model_help += (
+            "; or a preset to train from scratch: tiny, small, base, large, huge (+ for ViTPose++, e.g. base+)"
+        )
+    if model_required:
+        parser.add_argument("--model", required=True, help=model_help)
+    else:
+        shown = DEFAULT_MODEL if model is None else model
+        parser.add_argument("--model", default=model, help=model_help + _default(shown))
+    if device is not None:
+        parser.add_argument(
+            "--device", default=device, help="auto, cpu, cuda, cuda:N or mps" + _default(device, "auto")
+        )
+    if batch_size is not None:
+        parser.add_argument(
+            "--batch-size", type=positive_int, default=batch_size, help=batch_help + _default(batch_size)
+        )
+    if flip_test is not None:
+        parser.add_argument(
+            "--flip-test",
+            action="store_true",
+            default=flip_test,
+            help=f"{flip_use}average with the mirrored crop, as the papers report (slower, better)",
+        )
+    if dataset:
+        parser.add_argument(
+            "--dataset", type=dataset_type or dataset_arg, help=DATASET_HELP + dataset_note, **dataset_kwargs
+        )
+
+
+def add_detector_options(parser: argparse.ArgumentParser) -> None:
+    """--detector: the person detector of predict and video."""
+    parser.add_argument(
+        "--detector",
+        default="auto",
+        choices=list(DETECTORS),
+        help="person detector (auto): auto = RT-DETR where installed and its weights are available, else HOG; "
+        "rtdetr; hog (OpenCV, no weights, weak); full-image = each whole image is one person",
+    )
+
+
+def add_threshold_options(
+    parser: argparse.ArgumentParser,
+    *,
+    det_thr: float | None = 0.3,
+    kpt_thr: float | None = 0.3,
+    kpt_note: str = "",
+    nms_thr: float | None = 0.9,
+) -> None:
+    """--det-thr, --kpt-thr, --nms-thr and --no-nms (None: leave that option out). `kpt_note`: appended to the help
+    of --kpt-thr (what else the command uses it for)."""
+    if det_thr is not None:
+        parser.add_argument(
+            "--det-thr",
+            type=float,
+            default=det_thr,
+            help="person-box score threshold: boxes of the detector, or of a --boxes / --detections file, scored "
+            f"below it are dropped ({det_thr})",
+        )
+    if kpt_thr is not None:
+        parser.add_argument(
+            "--kpt-thr",
+            type=float,
+            default=kpt_thr,
+            help=f"keypoint score threshold: keypoints scored at or below it are not drawn{kpt_note} ({kpt_thr})",
+        )
+    if nms_thr is not None:
+        parser.add_argument(
+            "--nms-thr", type=float, default=nms_thr, help=f"OKS-NMS threshold over the detected people ({nms_thr})"
+        )
+        parser.add_argument("--no-nms", action="store_true", help="no OKS-NMS: keep every detected person")
+
+
+def estimator_from_args(args: argparse.Namespace, detector: Any = None) -> Any:
+    """The `PoseEstimator` of the model, detector and threshold options (`detector`: instead of --detector)."""
+    from vitpose.inference.estimator import PoseEstimator
+
+    return PoseEstimator.from_pretrained(
+        args.model,
+        device=args.device,
+        flip_test=args.flip_test,
+        dataset=args.dataset,
+        batch_size=args.batch_size,
+        nms_thr=None if args.no_nms else args.nms_thr,
+        detector=args.detector if detector is None else detector,
+        det_thr=args.det_thr,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- error handler
+def run(args: argparse.Namespace) -> int:
+    """Run a parsed command (`args.func(args)`, `args.command` its name): its exit code.
+
+    What the user can fix is one line on stderr, `vitpose CMD: error: MESSAGE`, and exit code 2: every such error
+    derives from `VitPoseError`, files add `OSError`. Anything else is a bug and keeps its traceback. Warnings are
+    shown as one plain line each, `vitpose CMD: warning: ...` (once per place, even where this process warned
+    before); the caller's warning filters and display are restored afterwards.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = _plain_warning(args.command)
+        try:
+            return args.func(args)
+        except (VitPoseError, OSError) as err:
+            message = " ".join(line.strip() for line in str(err).splitlines() if line.strip()) or repr(err)
+            print(f"vitpose {args.command}: error: {message}", file=sys.stderr)
+            return 2
+
+
+def _plain_warning(command: str) -> Any:
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(f"vitpose {command}: warning: {message}", file=sys.stderr)  # above any progress bar
+
+    return show

@@ -1,0 +1,95 @@
+"""`vitpose eval`: score a model on an annotated data set (COCO AP, WholeBody part AP, MPII PCKh), or a results file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from vitpose.cli.common import DEFAULT_MODEL, add_model_options, add_threshold_options
+from vitpose.errors import VitPoseError
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register `eval` (its options and its handler, `run`) on the `vitpose` command's subparsers."""
+    ev = subparsers.add_parser(
+        "eval",
+        help="score a model on an annotated data set (COCO AP, WholeBody part AP, MPII PCKh), as the original",
+        description="Run a model over the images of a COCO-format keypoint file (or an MPII list) with ground-truth "
+        "or detected person boxes, rescore, apply OKS-NMS and score with pycocotools (data-set sigmas), as the "
+        "original ViTPose evaluation. With --predictions, score an existing COCO results file instead (no model, "
+        "no rescoring, no NMS).",
+    )
+    # --model unset by default: --predictions refuses it when it is given.
+    add_model_options(ev, model=None, dataset_note=" (default: inferred from the annotations)")
+    ev.add_argument("--annotations", required=True, help="COCO-format keypoint annotations, or MPII JSON list")
+    ev.add_argument("--images", help="folder of the annotated images")
+    ev.add_argument("--detections", help="COCO detections file for the person boxes (default: ground-truth boxes)")
+    ev.add_argument("--predictions", help="score this COCO keypoint results file (no model)")
+    add_threshold_options(ev, det_thr=0.0, kpt_thr=None)  # 0.0: every detection, as the original
+    ev.add_argument("--headboxes", help="MPII: the official mpii_gt_val.mat with the head boxes of PCKh")
+    ev.add_argument("--out", help="write the scored predictions (JSON) here")
+    ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    ev.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The handler of `vitpose eval`: 0; raises VitPoseError/OSError on bad input."""
+    if args.predictions:
+        return _score_file(args)
+    if not args.images:
+        raise VitPoseError(
+            "--images DIR is needed to run a model (or pass --predictions P.json to score a results file)"
+        )
+    from vitpose.evaluation import evaluate
+
+    report = evaluate(
+        args.model or DEFAULT_MODEL,
+        args.annotations,
+        args.images,
+        detections=args.detections,
+        dataset=args.dataset,
+        flip_test=args.flip_test,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=not args.json or sys.stderr.isatty(),
+        det_thr=args.det_thr,
+        nms_thr=None if args.no_nms else args.nms_thr,
+        headboxes=args.headboxes,
+    )
+    for note in report.notes:
+        print(f"vitpose eval: note: {note}", file=sys.stderr)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report.predictions))
+    if args.json:
+        print(json.dumps(report.metrics))
+    else:
+        print(
+            f"{report.dataset.display_name or report.dataset.name}: {report.num_images} images, "
+            f"{report.num_instances} instances{', flip test' if args.flip_test else ''}"
+            + (f"; predictions written to {args.out}" if args.out else "")
+        )
+        print(report.table())
+    return 0
+
+
+def _score_file(args: argparse.Namespace) -> int:
+    """`--predictions`: score a COCO results file as it is."""
+    if args.model is not None or args.images or args.detections:
+        raise VitPoseError("--predictions scores a results file as it is: drop --model, --images and --detections")
+    from vitpose.datasets import get_dataset_info
+    from vitpose.evaluation.metrics import evaluate_predictions, format_metrics_table
+    from vitpose.evaluation.pipeline import infer_dataset, read_json
+
+    annotations = read_json(args.annotations, "annotations")
+    dataset = get_dataset_info(args.dataset) if args.dataset is not None else infer_dataset(annotations)
+    if dataset.name == "mpii":
+        raise VitPoseError("--predictions scores COCO-format results; MPII is scored from a model run")
+    metrics = evaluate_predictions(args.annotations, args.predictions, dataset)  # errors name the files
+    print(json.dumps(metrics) if args.json else format_metrics_table(metrics, dataset.display_name or dataset.name))
+    return 0
