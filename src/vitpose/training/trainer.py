@@ -531,7 +531,7 @@ class Trainer:
             raise VitPoseError("amp 'fp16' needs a CUDA device (use 'bf16' or 'off' here)")
         self.amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
-        multi_head = self.model.is_moe or self.model.config.num_heads > 1
+        multi_head = len(self.model.config.valid_dataset_indices) > 1  # some heads or experts sit out a batch
         self.loss_module: nn.Module = _LossModule(self.model)
         if self.world > 1:
             self.loss_module = nn.parallel.DistributedDataParallel(
