@@ -214,6 +214,17 @@ def test_torchrun_entry_uses_the_same_handler(capsys):
     assert capsys.readouterr().err.startswith("vitpose train: error: missing --train-annotations")
 
 
+def test_python_dash_m_train_is_the_torchrun_entry_with_the_same_errors():
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run([sys.executable, "-m", "vitpose.cli.train", "train", "--model", "tiny"],
+                          capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    assert proc.returncode == 2
+    assert (
+        proc.stderr == "vitpose train: error: missing --train-annotations, --train-images, --out (or give them in a "
+        "--config file)\n"
+    )  # one line: no runpy warning about vitpose.cli importing the module first
+
+
 def test_rtdetr_without_its_weights_is_one_line_and_exit_2(checkpoint, coco_dir, tmp_path):
     """Bug 1: `--detector rtdetr` offline (transformers installed, the weights not cached) printed a traceback."""
     pytest.importorskip("transformers")

@@ -10,8 +10,6 @@ import argparse
 from collections.abc import Sequence
 
 from vitpose import __version__
-from vitpose.cli import convert, export, predict, train, video
-from vitpose.cli import eval as evaluate
 from vitpose.cli.common import run
 
 __all__ = ["build_parser", "main"]
@@ -19,6 +17,11 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The `vitpose` parser with every subcommand."""
+    # Imported here, not at the top: `python -m vitpose.cli.train` (torchrun's form) imports this package first,
+    # and runpy warns when the module it is about to run is already in sys.modules.
+    from vitpose.cli import convert, export, predict, train, video
+    from vitpose.cli import eval as evaluate
+
     parser = argparse.ArgumentParser(prog="vitpose", description="ViTPose and ViTPose++ pose estimation.")
     parser.add_argument("--version", action="version", version=f"vitpose {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
