@@ -111,9 +111,19 @@ def test_check_images_errors():
 
 
 def test_every_detector_is_a_person_detector():
-    assert isinstance(FullImageDetector(), PersonDetector)
-    assert isinstance(BoxesDetector([[[0, 0, 1, 1]]]), PersonDetector)
-    assert isinstance(_quiet(HOGDetector), PersonDetector)
+    from vitpose.detectors import check_detector
+
+    for detector in (FullImageDetector(), BoxesDetector([[[0, 0, 1, 1]]]), _quiet(HOGDetector)):
+        assert isinstance(detector, PersonDetector) and check_detector(detector) is detector
+    # The check rejects what cannot be called as detector(images, names): the protocol alone would not.
+    assert not isinstance(object(), PersonDetector)
+    with pytest.raises(DetectorError, match="not a person detector"):
+        check_detector("hog detector object".split())
+    with pytest.raises(DetectorError, match=r"cannot be called as detector\(images, names\)"):
+        check_detector(lambda images: [])
+    with pytest.raises(DetectorError, match="cannot be called"):
+        check_detector(lambda images, names, threshold: [])
+    assert check_detector(lambda images, names=None: []) is not None
 
 
 # --------------------------------------------------------------------------- RT-DETR

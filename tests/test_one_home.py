@@ -211,7 +211,7 @@ def test_the_crop_pool_lives_in_parallel():
 
 # ---------------------------------------------------------------------------------- 10. the trainer's device
 def test_trainer_device_comes_from_vitpose_device(monkeypatch):
-    from vitpose.training import trainer
+    from vitpose.training import distributed
 
     seen = []
 
@@ -219,9 +219,29 @@ def test_trainer_device_comes_from_vitpose_device(monkeypatch):
         seen.append(spec)
         return torch.device("cpu")
 
-    monkeypatch.setattr(trainer, "resolve_device", fake)
+    monkeypatch.setattr(distributed, "resolve_device", fake)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert trainer._pick_device("auto", 0, 1) == torch.device("cpu")
-        assert trainer._pick_device("cpu", 1, 2) == torch.device("cpu")
+        assert distributed.pick_device("auto", 0, 1) == torch.device("cpu")
+        assert distributed.pick_device("cpu", 1, 2) == torch.device("cpu")
     assert seen == ["auto", "cpu"]
+
+
+def test_landscape_input_size_warns_once_about_the_new_order():
+    """input_size became (width, height) in training too: an old (height, width) call such as (256, 192) is read as
+    a landscape input, which warns (once, through build_training_model), saying what to pass instead."""
+    from vitpose.config import parse_input_size
+    from vitpose.datasets import get_dataset_info
+    from vitpose.training import build_training_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # portrait pairs and text are silent
+        assert parse_input_size((192, 256)) == (192, 256)
+        assert parse_input_size("256x192") == (192, 256)
+    with pytest.warns(UserWarning, match=r"landscape input.*pass \(192, 256\) or the text '256x192'"):
+        assert parse_input_size((256, 192)) == (256, 192)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model, _ = build_training_model("tiny", [get_dataset_info("coco")], input_size=(256, 192))
+    assert [str(w.message).count("landscape") for w in caught if w.category is UserWarning] == [1]
+    assert model.config.input_size == (256, 192)

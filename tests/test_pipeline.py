@@ -164,9 +164,19 @@ def test_to_supervision_and_draw(estimator, coco_dir):
     result = estimator(str(path), boxes=boxes)
     keypoints = result.to_supervision()
     assert isinstance(keypoints, sv.KeyPoints) and keypoints.xy.shape == (1, 17, 2)
+    # The values, not only the shapes: supervision gets our keypoints and scores as they are, one class.
+    np.testing.assert_array_equal(keypoints.xy, result.keypoints)
+    np.testing.assert_array_equal(keypoints.confidence, result.keypoint_scores)
+    np.testing.assert_array_equal(keypoints.class_id, np.zeros(1, dtype=int))
     rgb = np.asarray(Image.open(path).convert("RGB"))
     drawn = result.draw(rgb, kpt_thr=0.0)
     assert drawn.shape == rgb.shape and np.any(drawn != rgb)
+    # The last keypoint is drawn on top of everything else: its centre pixel has its palette colour.
+    x, y = result.keypoints[0, -1]
+    assert tuple(int(v) for v in drawn[round(float(y)), round(float(x))]) == result.dataset.keypoint_colors[-1]
+    # With every score at or below the threshold (the test is strict) and no boxes, nothing is drawn.
+    no_points = result.draw(rgb, kpt_thr=float(result.keypoint_scores.max()), draw_boxes=False)
+    np.testing.assert_array_equal(no_points, rgb)
     assert np.array_equal(result.draw(kpt_thr=0.0), drawn)  # no image: the result's own file is read again
     from_array = estimator(rgb, boxes=boxes)
     assert from_array.file_name is None and np.allclose(from_array.keypoints, result.keypoints)
@@ -281,3 +291,23 @@ def test_a_detector_that_cannot_work_stops_the_run_while_a_bad_input_is_reported
     boxes = BoxesDetector({"000000000785.jpg": [[10, 10, 50, 80]]}, image_names=["000000000785.jpg"])
     results = list(PoseEstimator(estimator.model, estimator.processor, boxes).iter_predict(images, errors="report"))
     assert len(results[0]) == 1 and isinstance(results[1], FailedImage) and "no boxes" in results[1].reason
+
+
+def test_estimator_rejects_what_is_not_a_pose_model_or_detector(estimator):
+    from vitpose.errors import DetectorError, VitPoseError
+    from vitpose.inference.backends import PoseModel, check_pose_model
+
+    assert isinstance(estimator.model, PoseModel) and check_pose_model(estimator.model) is estimator.model
+    with pytest.raises(VitPoseError, match=r"cannot serve as the pose model: it lacks __call__.*config"):
+        PoseEstimator(object())
+    with pytest.raises(VitPoseError, match="config must be a vitpose VitPoseConfig"):
+
+        class Impostor(torch.nn.Module):
+            config = "coco"
+            is_moe = False
+            device = torch.device("cpu")
+            dtype = torch.float32
+
+        PoseEstimator(Impostor())
+    with pytest.raises(DetectorError, match="cannot be called as detector"):
+        PoseEstimator(estimator.model, estimator.processor, detector=lambda images: [])

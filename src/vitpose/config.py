@@ -14,6 +14,7 @@ import copy
 import json
 import os
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,12 +97,17 @@ def _pair(value: int | Sequence[int], name: str) -> list[int]:
     return [int(v) for v in value]
 
 
-def parse_input_size(value: Sequence[int] | str, name: str = "input_size") -> tuple[int, int]:
+def parse_input_size(
+    value: Sequence[int] | str, name: str = "input_size", *, landscape_warning: bool = True
+) -> tuple[int, int]:
     """A network input size as (width, height), the order of `input_size` everywhere in the Python API (the
     processor, the codec, `VitPoseConfig.input_size`, presets, training).
 
     Also takes the command line's text ``"HEIGHTxWIDTH"`` (``"256x192"``, the way ViTPose names its resolutions),
     which is unambiguous. transformers' `image_size` (backbone config) is the same size as (height, width).
+
+    Training took (height, width) before vitpose 0.2, so a pair that is wider than high (``(256, 192)``, which is
+    ViTPose's 256x192 in the old order) warns, unless `landscape_warning` is False.
     """
     if isinstance(value, str):
         parts = value.lower().replace(",", "x").split("x")
@@ -116,6 +122,15 @@ def parse_input_size(value: Sequence[int] | str, name: str = "input_size") -> tu
             raise ConfigError(f"{name} must be a (width, height) pair or 'HEIGHTxWIDTH' text, got {value!r}") from None
     if width < 1 or height < 1:
         raise ConfigError(f"{name} must be positive, got (width, height) = ({width}, {height})")
+    if landscape_warning and not isinstance(value, str) and width > height:
+        warnings.warn(
+            f"{name}={tuple(value)} is read as (width, height) = ({width}, {height}), a landscape input: since "
+            f"vitpose 0.2 input_size is (width, height) everywhere (training took (height, width) before). For "
+            f"ViTPose's portrait {width}x{height} (height x width) input pass ({height}, {width}) or the text "
+            f"'{width}x{height}'",
+            UserWarning,
+            stacklevel=3,
+        )
     return width, height
 
 
@@ -130,7 +145,7 @@ def heatmap_size_for(
     """Heatmap (width, height) of a ViTPose with input (width, height): the token grid of the patch embedding
     (stride `patch_size`, padding 2) upsampled `upsample` times (`VitPoseConfig.heatmap_size` for a model); (48, 64)
     for (192, 256)."""
-    width, height = parse_input_size(input_size)
+    width, height = parse_input_size(input_size, landscape_warning=False)
     rows, cols = _token_grid((height, width), _pair(patch_size, "patch_size"))
     return int(cols * upsample), int(rows * upsample)
 

@@ -12,7 +12,7 @@ names) and returns one `Detections` per image: (n, 4) float32 COCO [x, y, width,
 - `build_detector(name)`: one of them by the CLI's name, "auto" choosing RT-DETR when it can be loaded.
 """
 
-from vitpose.detectors.base import Detections, PersonDetector, check_images
+from vitpose.detectors.base import Detections, PersonDetector, check_detector, check_images
 from vitpose.detectors.boxes import (
     BoxesDetector,
     BoxesFileError,
@@ -42,6 +42,7 @@ __all__ = [
     "SkippedBoxesWarning",
     "UnknownImageError",
     "build_detector",
+    "check_detector",
     "check_images",
     "nms_xywh",
     "skip_degenerate_boxes",

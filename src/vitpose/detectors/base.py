@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from vitpose.errors import VitPoseError
+from vitpose.errors import DetectorError, VitPoseError
 
 
 @dataclass
@@ -120,6 +121,27 @@ class PersonDetector(Protocol):
     def __call__(self, images: Sequence[np.ndarray], names: Sequence[str | None] | None = None) -> list[Detections]:
         """One `Detections` per image."""
         ...
+
+
+def check_detector(detector: Any) -> PersonDetector:
+    """`detector` itself when it can be called as `detector(images, names)`; a `DetectorError` saying why not."""
+    if not callable(detector):
+        raise DetectorError(
+            f"a {type(detector).__name__} is not a person detector: pass a detector name ('auto', 'rtdetr', 'hog', "
+            "'full-image') or an object called as detector(images, names) -> one Detections per image"
+        )
+    try:
+        signature = inspect.signature(detector)
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to check
+        return detector
+    try:
+        signature.bind([], None)
+    except TypeError:
+        raise DetectorError(
+            f"the detector {detector!r} cannot be called as detector(images, names) (its signature is "
+            f"{signature}): a person detector takes the list of images and their file names (or None)"
+        ) from None
+    return detector
 
 
 def check_images(

@@ -18,9 +18,11 @@ import torch
 from vitpose.datasets import DatasetInfo, get_dataset_info, parse_dataset
 from vitpose.datasets.custom import dataset_info_from_dict
 from vitpose.deprecation import renamed_attribute, renamed_kwargs
+from vitpose.detectors.base import check_detector
 from vitpose.device import resolve_device
 from vitpose.errors import DetectorError, ImageReadError, VitPoseError
 from vitpose.hub import hub_options
+from vitpose.inference.backends.base import check_pose_model
 from vitpose.inference.results import PoseResult, instance_scores
 from vitpose.media import FailedImage, ImageSource, load_image
 from vitpose.models.pose import VitPoseForPoseEstimation
@@ -111,7 +113,7 @@ class PoseEstimator:
     ) -> None:
         if batch_size < 1:
             raise VitPoseError(f"batch_size must be >= 1, got {batch_size}")
-        self.model = model.eval()
+        self.model = check_pose_model(model).eval()
         bb = model.config.backbone_config
         height, width = bb.image_size
         self.processor = processor or VitPoseImageProcessor(size={"height": height, "width": width})
@@ -140,7 +142,7 @@ class PoseEstimator:
         else:
             self.dataset_index = self._resolve_dataset(dataset)
             self.dataset = dataset_info_for(model, self.dataset_index)
-        self._detector = detector
+        self._detector = detector if detector is None or isinstance(detector, str) else check_detector(detector)
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -65,13 +65,16 @@ def build_training_model(
         decoder: presets only: "classic" (default) or "simple".
         drop_path: stochastic depth rate; None keeps the checkpoint's (presets: the original's per size).
     """
+    # Parsed (and warned about) once; passed on as "HEIGHTxWIDTH" text, which is unambiguous.
+    size = None if input_size is None else parse_input_size(input_size)
+    text = None if size is None else f"{size[1]}x{size[0]}"
     changes: list[str] = []
     if isinstance(source, VitPoseForPoseEstimation):
         model = source
     elif is_preset(str(source)):
         main = next((d for d in datasets if d.dataset_index == 0), None)
         config = preset_config(
-            str(source), input_size=input_size, decoder=decoder, num_labels=main.num_keypoints if main else 17
+            str(source), input_size=text, decoder=decoder, num_labels=main.num_keypoints if main else 17
         )
         model = VitPoseForPoseEstimation(config)
         for head in [model.keypoint_head, *model.associate_keypoint_heads]:
@@ -83,9 +86,9 @@ def build_training_model(
                 f"decoder={decoder!r} applies to presets only; the checkpoint's decoder is kept", stacklevel=2
             )
         model = VitPoseForPoseEstimation.from_pretrained(source)
-    if input_size is not None and parse_input_size(input_size) != model.config.input_size:
-        (old_w, old_h), (width, height) = model.config.input_size, parse_input_size(input_size)
-        resize_input(model, (width, height))
+    if size is not None and size != model.config.input_size:
+        (old_w, old_h), (width, height) = model.config.input_size, size
+        resize_input(model, f"{height}x{width}")  # the text form: already checked, no second warning
         changes.append(f"input {old_h}x{old_w} -> {height}x{width} (position embedding resized)")
     changes += adapt_heads(model, datasets)
     if drop_path is not None:
