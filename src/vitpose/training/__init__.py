@@ -1,6 +1,8 @@
 """Training and fine-tuning of ViTPose / ViTPose++ with the original recipe (`vitpose train`).
 
-- `train(...)` / `TrainConfig` / `Trainer`: the loop (evaluation, checkpoints, resume, CSV log and plot, torchrun).
+- `train(...)` / `TrainConfig` / `Trainer`: a run (evaluation, checkpoints, resume, CSV log and plot, torchrun); the
+  set-up in `trainer`, the epochs in `loop`, the files in `out` in `checkpointing`, torchrun in `distributed`.
+- `heatmap_loss`, `LossFn`: the default training loss and the signature of `train(..., loss_fn=...)`.
 - `KeypointDataset`, `MultiDataset`, `collate_samples`, `ResumableSampler`: top-down training samples from COCO-format
   keypoint files, with the original augmentations and UDP heatmap targets from `vitpose.ops.codec.UDPHeatmapCodec`.
 - `AugmentConfig`, `sample_geometry`: the augmentations as crop geometry.
@@ -38,12 +40,13 @@ from vitpose.training.optim import (
     param_groups,
 )
 from vitpose.training.plot import plot_history
-from vitpose.training.trainer import TrainConfig, Trainer, TrainerState, TrainResult, train
+from vitpose.training.trainer import LossFn, TrainConfig, Trainer, TrainerState, TrainResult, heatmap_loss, train
 
 __all__ = [
     "AugmentConfig",
     "CropGeometry",
     "KeypointDataset",
+    "LossFn",
     "MultiDataset",
     "ResumableSampler",
     "TrainConfig",
@@ -59,6 +62,7 @@ __all__ = [
     "dataset_info_from_dict",
     "default_layer_decay",
     "default_lr_steps",
+    "heatmap_loss",
     "heatmap_mse_loss",
     "infer_dataset_info",
     "is_preset",

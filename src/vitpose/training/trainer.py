@@ -28,19 +28,13 @@ gloo on the CPU). Rank 0 evaluates, writes checkpoints and logs.
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import dataclasses
 import json
-import math
 import os
 import random
-import shutil
 import signal
-import sys
-import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,25 +46,23 @@ from torch import nn
 from vitpose.config import parse_input_size
 from vitpose.datasets import DatasetInfo
 from vitpose.datasets.custom import infer_dataset_info, resolve_dataset_info
-from vitpose.device import resolve_device
 from vitpose.errors import VitPoseError
 from vitpose.models.pose import VitPoseForPoseEstimation
 from vitpose.training.augment import AugmentConfig
+from vitpose.training.checkpointing import check_fresh_out, find_resume_dir, load_training_state
 from vitpose.training.data import KeypointDataset, MultiDataset, ResumableSampler, collate_samples, read_annotations
-from vitpose.training.model_setup import build_training_model
-from vitpose.training.optim import (
-    build_optimizer,
-    build_scheduler,
-    clip_gradients,
-    default_layer_decay,
-    default_lr_steps,
+from vitpose.training.distributed import (
+    distributed_env,
+    init_process_group,
+    local_batch_size,
+    pick_device,
+    wrap_ddp,
 )
-from vitpose.training.plot import plot_history
+from vitpose.training.loop import LossFn, TrainerState, TrainingLoop, _LossModule, heatmap_loss
+from vitpose.training.model_setup import build_training_model
+from vitpose.training.optim import build_optimizer, build_scheduler, default_layer_decay, default_lr_steps
 
-__all__ = ["TrainConfig", "TrainResult", "Trainer", "TrainerState", "train"]
-
-STATE_NAME = "training_state.pt"
-METRIC_COLUMNS = ("AP", "AP50", "AP75", "APm", "APl", "AR")
+__all__ = ["LossFn", "TrainConfig", "TrainResult", "Trainer", "TrainerState", "heatmap_loss", "train"]
 
 
 def _as_list(value: Any) -> list[Any] | None:
@@ -283,112 +275,25 @@ class TrainResult:
     out: Path
 
 
-@dataclass
-class TrainerState:
-    """Passed to the per-step callback: where training is, and a way to stop it cleanly."""
-
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    loss: float = float("nan")
-    lr: float = 0.0
-    stop_requested: bool = False
-
-    def request_stop(self) -> None:
-        """Finish the current step, write `last/` with the exact position, and return (as Ctrl-C does)."""
-        self.stop_requested = True
-
-
-class _LossModule(nn.Module):
-    """Model + loss in one forward, so that DistributedDataParallel sees one tensor output."""
-
-    def __init__(self, model: VitPoseForPoseEstimation) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        labels: torch.Tensor,
-        label_weights: torch.Tensor,
-        dataset_index: torch.Tensor,
-    ) -> torch.Tensor:
-        return self.model(pixel_values, dataset_index=dataset_index, labels=labels, label_weights=label_weights).loss
-
-
-def _distributed() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from torchrun's environment."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    return rank, world, local
-
-
-def _pick_device(spec: str, local_rank: int, world: int) -> torch.device:
-    """The device of this process: `vitpose.device.resolve_device`'s (names, "auto", availability checks), pinned
-    to the local rank's GPU under torchrun (to the current GPU for one process on "auto"); "auto" with several
-    processes does not pick MPS (one device per machine)."""
-    device = resolve_device(spec)
-    if device.type == "cuda" and (world > 1 or spec == "auto"):
-        device = torch.device("cuda", local_rank if world > 1 else torch.cuda.current_device())
-    elif device.type == "mps" and spec == "auto" and world > 1:
-        device = torch.device("cpu")
-    return device
-
-
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    name, keys, *rest = np.random.get_state()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), *rest],
-    }
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(tuple(v if not isinstance(v, list) else tuple(v) for v in state["python"]))
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def _write_csv(history: Sequence[Mapping[str, Any]], path: Path) -> None:
-    columns = ["epoch", "step", "lr", "loss", *METRIC_COLUMNS, "time_s"]
-    extra = sorted({k for row in history for k in row} - set(columns) - {"metrics"})
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns + extra, extrasaction="ignore")
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns + extra})
-    os.replace(tmp, path)
-
-
-def _replace_dir(tmp: Path, final: Path) -> None:
-    """Move `tmp` to `final` so that an interruption at any moment leaves a complete `final` or `final.old`."""
-    old = final.with_name(final.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    if old.exists():
-        shutil.rmtree(old)
-
-
-class Trainer:
+class Trainer(TrainingLoop):
     """One training run (see the module docstring). Most users call `train(config)`.
+
+    This class sets the run up (process group, device, model, data, optimiser, schedule, mixed precision, resume);
+    the epochs themselves are `vitpose.training.loop.TrainingLoop`'s, and the files in `out`
+    `vitpose.training.checkpointing`'s.
 
     Args:
         config: the settings.
         model: train this model instead of loading `config.model` (heads are still fitted to the data sets).
         evaluate_fn: replaces `vitpose.evaluation.evaluate` (same signature and `EvalReport.metrics`).
         callback: called after every optimiser step with a `TrainerState` (e.g. to stop early).
+        loss_fn: the training loss, `loss_fn(model, batch, outputs) -> loss` or `-> (loss, logs)`, e.g. for
+            knowledge distillation; default `vitpose.training.loop.heatmap_loss`, the original's weighted heatmap
+            MSE. `model` is the `VitPoseForPoseEstimation` being trained, `batch` holds `pixel_values`
+            (B, 3, H, W), `labels` (B, K, h, w), `label_weights` (B, K) and `dataset_index` (B,) on the training
+            device, and `outputs` is the model's `VitPoseEstimatorOutput` for it (`heatmaps` (B, K, h, w),
+            `num_keypoints` (B,) or None); it runs inside the autocast region, and what it returns is what is
+            optimised. `logs` (name -> number) reach the callback as `TrainerState.logs`. See `heatmap_loss`.
     """
 
     def __init__(
@@ -398,41 +303,23 @@ class Trainer:
         model: VitPoseForPoseEstimation | None = None,
         evaluate_fn: Callable[..., Any] | None = None,
         callback: Callable[[TrainerState], None] | None = None,
+        loss_fn: LossFn | None = None,
     ) -> None:
         self.config = config
         self._model_arg = model
         self._evaluate_fn = evaluate_fn
         self.callback = callback
+        self.loss_fn: LossFn = loss_fn if loss_fn is not None else heatmap_loss
         self.state = TrainerState()
         self.out = Path(config.out)
-        self.rank, self.world, self.local_rank = _distributed()
+        self.rank, self.world, self.local_rank = distributed_env()
         self.is_main = self.rank == 0
 
     # ------------------------------------------------------------------ set-up
-    def _say(self, message: str) -> None:
-        if self.is_main and self.config.progress:
-            from tqdm import tqdm
-
-            tqdm.write(f"vitpose train: {message}", file=sys.stderr)
-
     def _init_distributed(self) -> None:
-        self.device = _pick_device(self.config.device, self.local_rank, self.world)
-        self.dist = None
-        if self.world > 1:
-            import torch.distributed as dist
-
-            if not dist.is_initialized():
-                backend = "nccl" if self.device.type == "cuda" else "gloo"
-                if self.device.type == "cuda":
-                    torch.cuda.set_device(self.device)
-                dist.init_process_group(backend=backend)
-            self.dist = dist
-        if self.config.batch_size % self.world:
-            raise VitPoseError(
-                f"batch_size {self.config.batch_size} is the global batch and must split evenly over the "
-                f"{self.world} processes"
-            )
-        self.local_batch = self.config.batch_size // self.world
+        self.device = pick_device(self.config.device, self.local_rank, self.world)
+        self.dist = init_process_group(self.device, self.world)
+        self.local_batch = local_batch_size(self.config.batch_size, self.world)
 
     def _dataset_specs(self) -> list[DatasetInfo]:
         cfg = self.config
@@ -454,12 +341,9 @@ class Trainer:
         np.random.seed(cfg.seed % 2**32)
         self._loaded_annotations: dict[str, Any] = {}
         self.infos = self._dataset_specs()
-        resume_dir = self._resume_dir() if cfg.resume else None
-        if resume_dir is None and (self.out / "last" / STATE_NAME).is_file():
-            raise VitPoseError(
-                f"{self.out} already holds a training run (last/{STATE_NAME}): pass --resume (resume=True) to "
-                "continue it, or choose another --out"
-            )
+        resume_dir = find_resume_dir(self.out) if cfg.resume else None
+        if resume_dir is None:
+            check_fresh_out(self.out)
         source: Any = self._model_arg if self._model_arg is not None else cfg.model
         if resume_dir is not None:
             source = str(resume_dir)
@@ -532,13 +416,9 @@ class Trainer:
         self.amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
         multi_head = len(self.model.config.valid_dataset_indices) > 1  # some heads or experts sit out a batch
-        self.loss_module: nn.Module = _LossModule(self.model)
-        if self.world > 1:
-            self.loss_module = nn.parallel.DistributedDataParallel(
-                self.loss_module,
-                device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=multi_head,
-            )
+        self.loss_module: nn.Module = wrap_ddp(
+            _LossModule(self.model, self.loss_fn), self.device, self.world, find_unused_parameters=multi_head
+        )
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
         self.start_epoch, self.start_batch, self.step = 0, 0, 0
@@ -566,189 +446,23 @@ class Trainer:
                 raise VitPoseError(f"validation images folder not found: {images}")
             self.val_sets.append((ann, images, info))
 
-    def _resume_dir(self) -> Path:
-        last = self.out / "last"
-        for candidate in (last, last.with_name("last.old")):
-            if (candidate / STATE_NAME).is_file():
-                return candidate
-        raise VitPoseError(f"nothing to resume in {self.out}: no {last / STATE_NAME} (train without --resume first)")
-
     def _load_state(self, directory: Path) -> None:
-        state = torch.load(directory / STATE_NAME, map_location="cpu", weights_only=True)
-        if state["batch_in_epoch"] and (state["world_size"], state["batch_size"]) != (
-            self.world,
-            self.config.batch_size,
-        ):
-            raise VitPoseError(
-                f"the run was interrupted mid-epoch with {state['world_size']} process(es) and batch size "
-                f"{state['batch_size']}; resume with the same (now {self.world} and {self.config.batch_size})"
-            )
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.start_epoch = int(state["epoch"])
-        self.start_batch = int(state["batch_in_epoch"])
-        self.step = int(state["step"])
-        self.history = list(state["history"])
-        self.best = state["best"]
-        self.epoch_loss = [float(state["epoch_loss"][0]), int(state["epoch_loss"][1])]
-        self.elapsed = float(state.get("elapsed", 0.0))
-        rng = state["rng"][self.rank] if self.rank < len(state["rng"]) else state["rng"][0]
-        _set_rng_state(rng, self.device)
+        point = load_training_state(
+            directory,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            scaler=self.scaler,
+            device=self.device,
+            rank=self.rank,
+            world_size=self.world,
+            batch_size=self.config.batch_size,
+        )
+        self.start_epoch, self.start_batch, self.step = point.epoch, point.batch_in_epoch, point.step
+        self.history, self.best = point.history, point.best
+        self.epoch_loss, self.elapsed = point.epoch_loss, point.elapsed
         self._say(f"resumed from {directory}: epoch {self.start_epoch + 1}, batch {self.start_batch}, step {self.step}")
 
-    # ------------------------------------------------------------------ checkpoints
-    def _gather_rng(self) -> list[dict[str, Any]]:
-        mine = _rng_state(self.device)
-        if self.dist is None:
-            return [mine]
-        states: list[Any] = [None] * self.world
-        self.dist.all_gather_object(states, mine)
-        return states
-
-    def _save_model(self, directory: Path) -> None:
-        from vitpose.processor import VitPoseImageProcessor
-
-        self.model.save_pretrained(directory)
-        h, w = self.model.config.backbone_config.image_size
-        VitPoseImageProcessor(size={"height": h, "width": w}).save_pretrained(directory)
-
-    def save_checkpoint(self, epoch: int, batch_in_epoch: int) -> None:
-        """Write `last/` (model + training state) atomically; `epoch` / `batch_in_epoch` say where to go on."""
-        rng = self._gather_rng()  # every rank takes part
-        if not self.is_main:
-            return
-        self.out.mkdir(parents=True, exist_ok=True)
-        tmp = self.out / "last.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        self._save_model(tmp)
-        torch.save(
-            {
-                "epoch": epoch,
-                "batch_in_epoch": batch_in_epoch,
-                "step": self.step,
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "rng": rng,
-                "history": self.history,
-                "best": self.best,
-                "epoch_loss": list(self.epoch_loss),
-                "elapsed": self.elapsed,
-                "world_size": self.world,
-                "batch_size": self.config.batch_size,
-                "config": self.config.to_dict(),
-            },
-            tmp / STATE_NAME,
-        )
-        _replace_dir(tmp, self.out / "last")
-
-    def _save_best(self, row: Mapping[str, Any]) -> None:
-        tmp = self.out / "best.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        self._save_model(tmp)
-        (tmp / "metrics.json").write_text(json.dumps(dict(row), indent=2) + "\n")
-        _replace_dir(tmp, self.out / "best")
-
-    # ------------------------------------------------------------------ evaluation
-    def evaluate(self) -> dict[str, float]:
-        """Metrics of the model on the validation set(s) (rank 0; empty without validation). The first set's
-        metrics keep their names; the others are prefixed with their data set's name."""
-        if not self.val_sets:
-            return {}
-        fn = self._evaluate_fn
-        if fn is None:
-            from vitpose.evaluation import evaluate as fn
-        self.model.eval()
-        metrics: dict[str, float] = {}
-        try:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                for i, (ann, images, info) in enumerate(self.val_sets):
-                    report = fn(
-                        self.model,
-                        ann,
-                        images,
-                        dataset=info,
-                        flip_test=self.config.flip_test,
-                        batch_size=self.config.eval_batch_size,
-                        device=self.device,
-                        progress=False,
-                    )
-                    for key, value in report.metrics.items():
-                        metrics[key if i == 0 else f"{info.name}_{key}"] = float(value)
-        finally:
-            self.model.train()
-        return metrics
-
-    # ------------------------------------------------------------------ the loop
-    def _install_signal_handlers(self) -> list[tuple[int, Any]]:
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            return []
-        previous = []
-
-        def handler(signum: int, frame: Any) -> None:
-            if self.state.stop_requested:  # a second Ctrl-C: stop now
-                raise KeyboardInterrupt
-            self.state.request_stop()
-            if self.is_main:
-                print(
-                    "\nvitpose train: stopping after this step (press Ctrl-C again to abort without saving)",
-                    file=sys.stderr,
-                )
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous.append((sig, signal.signal(sig, handler)))
-        return previous
-
-    def _stop_everywhere(self) -> bool:
-        if self.dist is None:
-            return self.state.stop_requested
-        flag = torch.tensor([1.0 if self.state.stop_requested else 0.0], device=self._comm_device)
-        self.dist.all_reduce(flag)
-        return bool(flag.item() > 0)
-
-    @property
-    def _comm_device(self) -> torch.device:
-        return self.device if self.device.type == "cuda" else torch.device("cpu")
-
-    def _reduce_mean(self, total: float, count: int) -> float:
-        if self.dist is None:
-            return total / max(count, 1)
-        t = torch.tensor([total, float(count)], dtype=torch.float64, device=self._comm_device)
-        self.dist.all_reduce(t)
-        return float(t[0] / max(t[1].item(), 1.0))
-
-    def _train_step(self, batch: Mapping[str, torch.Tensor]) -> float:
-        dev = self.device
-        batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
-        autocast = (
-            torch.autocast(device_type=dev.type, dtype=self.amp_dtype)
-            if self.amp_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with autocast:
-            loss = self.loss_module(
-                batch["pixel_values"], batch["labels"], batch["label_weights"], batch["dataset_index"]
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)
-        clip_gradients([p for g in self.optimizer.param_groups for p in g["params"]], self.config.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        value = float(loss.detach())
-        if not math.isfinite(value) and self.amp_dtype is None:
-            raise VitPoseError(
-                f"the loss is {value} at step {self.step}: lower the lr (now {self.lr}) or check the data"
-            )
-        return value
-
+    # ------------------------------------------------------------------ the run
     def run(self) -> TrainResult:
         """Train (or resume) to `config.epochs`; returns the result (also on a clean stop)."""
         cfg = self.config
@@ -784,99 +498,6 @@ class Trainer:
             if self.dist is not None and self.dist.is_initialized():
                 self.dist.destroy_process_group()
 
-    def _loop(self) -> bool:
-        from tqdm import tqdm
-
-        cfg = self.config
-        for epoch in range(self.start_epoch, cfg.epochs):
-            start = self.start_batch if epoch == self.start_epoch else 0
-            if start == 0:
-                self.epoch_loss = [0.0, 0]
-            self.sampler.set_epoch(epoch, start * self.local_batch)
-            self.dataset.set_epoch(epoch)
-            self.loader.generator.manual_seed(cfg.seed * 100003 + epoch)
-            bar = tqdm(
-                total=self.steps_per_epoch,
-                initial=start,
-                desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                unit="step",
-                disable=not (self.is_main and cfg.progress),
-                file=sys.stderr,
-                leave=False,
-            )
-            t0 = time.time()
-            batch_in_epoch = start
-            stopped = False
-            for batch in self.loader:
-                loss = self._train_step(batch)
-                self.step += 1
-                batch_in_epoch += 1
-                self.epoch_loss[0] += loss * int(batch["labels"].shape[0])
-                self.epoch_loss[1] += int(batch["labels"].shape[0])
-                lr = self.optimizer.param_groups[-1]["lr"]
-                st = self.state
-                st.step, st.epoch, st.batch_in_epoch, st.loss, st.lr = self.step, epoch, batch_in_epoch, loss, lr
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3g}", lr=f"{lr:.2g}")
-                if self.callback is not None:
-                    self.callback(self.state)
-                if self._stop_everywhere():
-                    stopped = True
-                    break
-                if cfg.save_interval and self.step % cfg.save_interval == 0 and batch_in_epoch < self.steps_per_epoch:
-                    self.elapsed += time.time() - t0
-                    t0 = time.time()
-                    self.save_checkpoint(epoch, batch_in_epoch)
-            bar.close()
-            self.elapsed += time.time() - t0
-            if batch_in_epoch >= self.steps_per_epoch:
-                last = epoch + 1 == cfg.epochs
-                every = cfg.eval_interval > 0 and (epoch + 1) % cfg.eval_interval == 0
-                evaluate = bool(self.val_sets) and (last or every)
-                write = last or stopped or evaluate or (epoch + 1) % max(cfg.checkpoint_interval, 1) == 0
-                self._end_epoch(epoch, evaluate=evaluate, write=write)
-                if write:
-                    self.save_checkpoint(epoch + 1, 0)
-            else:
-                self.save_checkpoint(epoch, batch_in_epoch)
-            if stopped:
-                self._say(f"stopped at step {self.step}; {self.out / 'last'} holds it: resume with --resume")
-                return True
-        return False
-
-    def _end_epoch(self, epoch: int, evaluate: bool, write: bool = True) -> None:
-        loss = self._reduce_mean(*self.epoch_loss)
-        row: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "step": self.step,
-            "lr": self.optimizer.param_groups[-1]["lr"],
-            "loss": loss,
-            "time_s": round(self.elapsed, 3),
-        }
-        if evaluate and self.is_main:
-            row.update(self.evaluate())
-        if self.dist is not None:
-            box = [row]
-            self.dist.broadcast_object_list(box, src=0)
-            row = box[0]
-        self.history.append(row)
-        key = "AP" if "AP" in row else ("PCKh" if "PCKh" in row else None)
-        improved = key is not None and (self.best is None or row[key] > self.best.get(key, -math.inf))
-        if improved:
-            self.best = dict(row)
-        if self.is_main:
-            if improved:
-                self._save_best(row)
-            if write:
-                _write_csv(self.history, self.out / "log.csv")
-                try:
-                    plot_history(self.history, self.out / "training.png")
-                except OSError as err:  # a plot is not worth stopping a run for
-                    warnings.warn(f"could not write the training plot: {err}", stacklevel=2)
-            if write:
-                shown = f", {key} {row[key]:.4f} (best {self.best[key]:.4f})" if key else ""
-                self._say(f"epoch {epoch + 1}/{self.config.epochs}: step {self.step}, loss {loss:.4g}{shown}")
-
 
 def train(
     config: TrainConfig | Mapping[str, Any] | None = None,
@@ -884,6 +505,7 @@ def train(
     model: str | os.PathLike[str] | VitPoseForPoseEstimation | None = None,
     evaluate_fn: Callable[..., Any] | None = None,
     callback: Callable[[TrainerState], None] | None = None,
+    loss_fn: LossFn | None = None,
     **settings: Any,
 ) -> TrainResult:
     """Train or fine-tune a ViTPose / ViTPose++ model (see `TrainConfig` for the settings).
@@ -896,7 +518,8 @@ def train(
         result.model, result.history, result.best
 
     `model` is a checkpoint or preset name (the `model` setting) or a `VitPoseForPoseEstimation` to train in place.
-    `evaluate_fn` replaces `vitpose.evaluation.evaluate`; `callback(state)` runs after every step.
+    `evaluate_fn` replaces `vitpose.evaluation.evaluate`; `callback(state)` runs after every step; `loss_fn(model,
+    batch, outputs)` replaces the training loss (see `Trainer` and `vitpose.training.loop.heatmap_loss`).
     """
     instance = model if isinstance(model, VitPoseForPoseEstimation) else None
     if model is not None and instance is None:
@@ -913,4 +536,4 @@ def train(
         config = TrainConfig.from_dict({**config, **settings})
     elif settings:
         config = dataclasses.replace(config, **settings)
-    return Trainer(config, model=instance, evaluate_fn=evaluate_fn, callback=callback).run()
+    return Trainer(config, model=instance, evaluate_fn=evaluate_fn, callback=callback, loss_fn=loss_fn).run()
