@@ -234,7 +234,9 @@ def test_hand_built_case(tmp_path):
     np.testing.assert_allclose(pck, [expected_joint[n] for n in MPII_JOINT_NAMES])
     # At threshold 0.6 (18 px for A, 36 px for B) A's right_knee (16), A's left_wrist (15.01) and B's head_top (31)
     # are inside too: everything is correct.
-    assert pckh(_moved_predictions(samples), samples, threshold=0.6)["PCKh"] == pytest.approx(100.0)
+    assert pckh(_moved_predictions(samples), samples, pckh_thr=0.6)["PCKh"] == pytest.approx(100.0)
+    with pytest.deprecated_call(match=r"pckh\(threshold=\.\.\.\) is deprecated: use pckh_thr="):
+        assert pckh(_moved_predictions(samples), samples, threshold=0.6)["PCKh"] == pytest.approx(100.0)
 
 
 def test_pelvis_and_thorax_do_not_change_pckh(tmp_path):

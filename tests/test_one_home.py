@@ -245,3 +245,23 @@ def test_landscape_input_size_warns_once_about_the_new_order():
         model, _ = build_training_model("tiny", [get_dataset_info("coco")], input_size=(256, 192))
     assert [str(w.message).count("landscape") for w in caught if w.category is UserWarning] == [1]
     assert model.config.input_size == (256, 192)
+
+
+def test_selects_dataset_is_one_rule_for_experts_and_heads():
+    """Whether dataset_index chooses anything: ViTPose++ (experts) and dense multi-head models, not a plain ViTPose."""
+    plain = VitPoseConfig(backbone_config={"hidden_size": 96, "num_hidden_layers": 1, "num_attention_heads": 4})
+    heads = VitPoseConfig(
+        backbone_config={"hidden_size": 96, "num_hidden_layers": 1, "num_attention_heads": 4},
+        associate_num_labels=[14, 16],
+    )
+    plus = VitPoseConfig(
+        backbone_config={
+            "hidden_size": 96,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+            "num_experts": 6,
+            "part_features": 24,
+        }
+    )
+    assert [c.selects_dataset for c in (plain, heads, plus)] == [False, True, True]
+    assert [len(c.valid_dataset_indices) for c in (plain, heads, plus)] == [1, 3, 6]

@@ -103,6 +103,10 @@ def test_instance_score_is_the_original_rescoring():
     kpts = np.array([[0.1, 0.3, 0.5], [0.19, 0.2, 0.1], [0.9, 0.9, 0.21]])
     # Mean of the scores above 0.2 (strictly), times the box score; none above -> 0.
     assert np.allclose(instance_scores(box, kpts), [0.5 * 0.4, 0.0, 0.8 * (0.9 + 0.9 + 0.21) / 3])
+    # The threshold is rescore_thr, the estimator's name (the old `threshold=` still works for one release).
+    assert np.allclose(instance_scores(box, kpts, rescore_thr=0.4), [0.5 * 0.5, 0.0, 0.8 * 0.9])
+    with pytest.deprecated_call(match="use rescore_thr="):
+        assert np.allclose(instance_scores(box, kpts, threshold=0.4), [0.5 * 0.5, 0.0, 0.8 * 0.9])
 
 
 class _FixedDetector:

@@ -489,6 +489,12 @@ class VitPoseConfig:
         bb = self.backbone_config
         return range(bb.num_experts if bb.is_moe else self.num_heads)
 
+    @property
+    def selects_dataset(self) -> bool:
+        """Whether `dataset_index` chooses anything in this model (an expert or a head): ViTPose++ and the dense
+        multi-head models; False for a single-data-set ViTPose, whose `dataset` only declares its keypoint layout."""
+        return len(self.valid_dataset_indices) > 1
+
     def check_dataset_index(self, index: int | Iterable[int], dataset: Any = None) -> None:
         """Raise a `ConfigError` unless every value of `index` is in `valid_dataset_indices`.
 

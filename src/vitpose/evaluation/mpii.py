@@ -78,6 +78,7 @@ from vitpose.datasets.mpii import (
     _fail,
 )
 from vitpose.datasets.mpii import load_mpii as _load_mpii
+from vitpose.deprecation import renamed_kwargs
 from vitpose.errors import MissingDependencyError, VitPoseError
 
 __all__ = [
@@ -250,8 +251,9 @@ def _per_joint(err: np.ndarray, visible: np.ndarray, threshold: float) -> tuple[
     return np.where(counts > 0, pck, np.nan), counts
 
 
+@renamed_kwargs(threshold="pckh_thr")
 def pckh_per_joint(
-    predictions: ArrayLike, samples: Sequence[MpiiSample], threshold: float = 0.5
+    predictions: ArrayLike, samples: Sequence[MpiiSample], pckh_thr: float = 0.5
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-joint PCKh.
 
@@ -259,14 +261,14 @@ def pckh_per_joint(
         predictions: ``(N, 16, 2)`` predicted ``(x, y)`` in 0-based image pixels, one per sample (``(N, 16, 3)`` with
             scores is accepted; the scores are ignored, as in the original). NaN counts as a miss.
         samples: the N :class:`MpiiSample` (from :func:`load_mpii`); those without a head size are left out.
-        threshold: fraction of the head size (0.5 for PCKh@0.5).
+        pckh_thr: fraction of the head size (0.5 for PCKh@0.5).
 
     Returns:
         ``pck`` ``(16,)`` float64 percentages (NaN for a joint no evaluated sample has labelled) and ``counts``
         ``(16,)`` int, the number of labelled joints evaluated.
     """
     err, visible, _ = _normalised_errors(predictions, samples)
-    return _per_joint(err, visible, threshold)
+    return _per_joint(err, visible, pckh_thr)
 
 
 def _weighted_mean(pck: np.ndarray, counts: np.ndarray) -> float:
@@ -281,7 +283,8 @@ def _weighted_mean(pck: np.ndarray, counts: np.ndarray) -> float:
     return float(np.sum(np.where(weights > 0, pck * ratio, 0.0)))
 
 
-def pckh(predictions: ArrayLike, samples: Sequence[MpiiSample], threshold: float = 0.5) -> dict[str, float]:
+@renamed_kwargs(threshold="pckh_thr")
+def pckh(predictions: ArrayLike, samples: Sequence[MpiiSample], pckh_thr: float = 0.5) -> dict[str, float]:
     """PCKh as the original ViTPose / mmpose 0.x ``TopDownMpiiDataset.evaluate`` reports it.
 
     Args:
@@ -289,13 +292,13 @@ def pckh(predictions: ArrayLike, samples: Sequence[MpiiSample], threshold: float
             (``(N, 16, 3)`` accepted, scores ignored). NaN counts as a miss.
         samples: the N :class:`MpiiSample` of :func:`load_mpii`. Samples with ``head_size=None`` are left out
             (a ``UserWarning`` and ``num_excluded`` report them).
-        threshold: fraction of the head size for the main numbers (0.5, the original's).
+        pckh_thr: fraction of the head size for the main numbers (0.5, the original's).
 
     Returns:
         Percentages (0-100), in this order: ``Head`` (head_top), ``Shoulder``, ``Elbow``, ``Wrist``, ``Hip``,
         ``Knee``, ``Ankle`` (each the plain mean of left and right), ``PCKh`` (mean over the labelled joints, pelvis and
         thorax excluded, i.e. per-joint values weighted by their counts), ``PCKh@0.1`` (the same at threshold 0.1,
-        whatever ``threshold`` is); then ``PCKh_<joint name>`` for the 16 joints (pelvis and thorax included, for
+        whatever ``pckh_thr`` is); then ``PCKh_<joint name>`` for the 16 joints (pelvis and thorax included, for
         information); then the counts ``num_samples`` (evaluated) and ``num_excluded`` (no head size).
     """
     err, visible, excluded = _normalised_errors(predictions, samples)
@@ -306,7 +309,7 @@ def pckh(predictions: ArrayLike, samples: Sequence[MpiiSample], threshold: float
             UserWarning,
             stacklevel=2,
         )
-    pck, counts = _per_joint(err, visible, threshold)
+    pck, counts = _per_joint(err, visible, pckh_thr)
     pck01, _ = _per_joint(err, visible, PCKH_AT_01)
     pck01 = pck01.astype(np.float32).astype(np.float64)  # the original keeps its pckAll table in float32
 

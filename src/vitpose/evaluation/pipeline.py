@@ -142,7 +142,7 @@ def _load_model(model: Any, flip_test: bool | None, device: str | torch.device |
 def _estimator(loaded: tuple[Any, Any, bool], dataset: DatasetInfo, batch_size: int) -> PoseEstimator:
     """A PoseEstimator serving `dataset`, without NMS (evaluation applies its own)."""
     base_model, processor, flip = loaded
-    selectable = base_model.is_moe or base_model.config.num_heads > 1
+    selectable = base_model.config.selects_dataset
     in_registry = dataset.name in {"coco", "aic", "mpii", "ap10k", "apt36k", "wholebody"}
     model_k = base_model.config.num_keypoints_for(dataset.dataset_index if selectable and in_registry else 0)
     if model_k == dataset.num_keypoints:

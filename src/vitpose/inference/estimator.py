@@ -126,7 +126,7 @@ class PoseEstimator:
         self._layout_declared = False
         if isinstance(dataset, (str, os.PathLike)):  # a name, "3" or a custom data set file; the model checks ints
             dataset = parse_dataset(dataset)
-        if dataset is not None and not (model.is_moe or model.config.num_heads > 1):
+        if dataset is not None and not model.config.selects_dataset:
             # A single-head model: `dataset` declares the layout of its keypoints (names, skeleton, flip pairs,
             # sigmas), e.g. a ViTPose trained on MPII.
             info = get_dataset_info(dataset)
@@ -345,7 +345,7 @@ class PoseEstimator:
             # All crops of all images in one batch (fused crop + normalise; on the GPU when the model is there).
             pixel_values = self.processor.crop_regions(crops, centers, scales, device=self.device)
             all_centers, all_scales = np.concatenate(centers), np.concatenate(scales)
-            index = self.dataset_index if self.model.is_moe or self.model.config.num_heads > 1 else None
+            index = self.dataset_index if self.model.config.selects_dataset else None
             with torch.inference_mode():
                 for start in range(0, total, self.batch_size):
                     batch = pixel_values[start : start + self.batch_size].to(self.device, self.model.dtype)

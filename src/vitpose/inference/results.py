@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from vitpose.datasets import DatasetInfo
+from vitpose.deprecation import renamed_kwargs
 from vitpose.errors import MissingDependencyError, VitPoseError
 from vitpose.media import load_image
 
@@ -248,13 +249,14 @@ def person_dict(
     return out
 
 
-def instance_scores(box_scores: np.ndarray, keypoint_scores: np.ndarray, threshold: float = 0.2) -> np.ndarray:
-    """The original's rescoring: box score x mean of the keypoint scores above `threshold` (0 when none is).
+@renamed_kwargs(threshold="rescore_thr")
+def instance_scores(box_scores: np.ndarray, keypoint_scores: np.ndarray, rescore_thr: float = 0.2) -> np.ndarray:
+    """The original's rescoring: box score x mean of the keypoint scores above `rescore_thr` (0 when none is).
 
     box_scores (N,), keypoint_scores (N, K) -> (N,) float32.
     """
     # In float64 as the original (a float32 score compared with the Python float 0.2): 0.2 in float32 is above 0.2.
-    above = np.asarray(keypoint_scores, dtype=np.float64) > threshold
+    above = np.asarray(keypoint_scores, dtype=np.float64) > rescore_thr
     count = above.sum(axis=1)
     mean = np.where(count > 0, (keypoint_scores * above).sum(axis=1) / np.maximum(count, 1), 0.0)
     return (box_scores * mean).astype(np.float32)
