@@ -86,6 +86,7 @@ def test_original_dense_checkpoint_loads_and_converts(tmp_path, simple):
     assert torch.allclose(_heat(load_hf(out), x), _heat(hf, x), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_original_vitpose_plus_with_all_heads(tmp_path):
     hf = make_vit_s(num_experts=6, simple=False, layer_norm_eps=1e-6)
     path, heads = _original_checkpoint(tmp_path, hf, ASSOCIATE)
@@ -134,6 +135,7 @@ def test_flip_test_uses_each_heads_pairs(tmp_path):
     assert torch.allclose(_heat(ours, x, dataset_index=2, flip_test=True), (plain + mirrored) / 2, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("with_heads", [False, True])
 def test_fold_experts_gives_the_same_outputs(tmp_path, with_heads):
     hf = make_vit_s(num_experts=6, simple=False)

@@ -214,6 +214,7 @@ def test_torchrun_entry_uses_the_same_handler(capsys):
     assert capsys.readouterr().err.startswith("vitpose train: error: missing --train-annotations")
 
 
+@pytest.mark.slow
 def test_python_dash_m_train_is_the_torchrun_entry_with_the_same_errors():
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.run([sys.executable, "-m", "vitpose.cli.train", "train", "--model", "tiny"],
@@ -225,6 +226,7 @@ def test_python_dash_m_train_is_the_torchrun_entry_with_the_same_errors():
     )  # one line: no runpy warning about vitpose.cli importing the module first
 
 
+@pytest.mark.slow
 def test_rtdetr_without_its_weights_is_one_line_and_exit_2(checkpoint, coco_dir, tmp_path):
     """Bug 1: `--detector rtdetr` offline (transformers installed, the weights not cached) printed a traceback."""
     pytest.importorskip("transformers")
@@ -260,6 +262,7 @@ def _with_degenerate_boxes(coco_dir, tmp_path):
     return path, len(entries) + 3, [0, 4, len(entries) + 2]
 
 
+@pytest.mark.slow
 def test_degenerate_boxes_are_skipped_and_reported_alike_by_predict_and_eval(checkpoint, coco_dir, tmp_path, capsys):
     """Bug 7: --boxes refused degenerate boxes while eval --detections skipped them quietly: now one policy."""
     path, total, indices = _with_degenerate_boxes(coco_dir, tmp_path)

@@ -36,6 +36,7 @@ def _check_coco_results(predictions: list, annotations) -> None:
             assert len(gt.loadRes(predictions).getAnnIds()) == len(predictions)
 
 
+@pytest.mark.slow
 def test_predict_folder_with_detection_file(checkpoint, coco_dir, tmp_path):
     out = tmp_path / "out"
     code = cli_main([
@@ -102,6 +103,7 @@ def test_predict_folder_without_images(checkpoint, tmp_path, capsys):
     assert "nothing: folder holds no images" in err and "no image to process" in err
 
 
+@pytest.mark.slow
 def test_predict_bad_model_is_one_line(tmp_path, coco_dir):
     proc = subprocess.run(
         [sys.executable, "-m", "vitpose.cli", "predict", str(coco_dir / "000000000785.jpg"), "--model",
@@ -112,6 +114,7 @@ def test_predict_bad_model_is_one_line(tmp_path, coco_dir):
     assert "vitpose predict: error: no such file or directory" in proc.stderr
 
 
+@pytest.mark.slow
 def test_predict_with_hog_detector_and_images_without_people(checkpoint, coco_dir, tmp_path, capsys):
     out = tmp_path / "out"
     code = cli_main(["predict", str(coco_dir), "--model", str(checkpoint), "--detector", "hog", "--device", "cpu",

@@ -31,6 +31,7 @@ def test_old_path_reexports_the_same_object(old, new, names):
         assert getattr(old_module, name) is getattr(new_module, name), f"{old}.{name}"
 
 
+@pytest.mark.slow
 def test_python_dash_m_vitpose_is_the_cli():
     import subprocess
     import sys

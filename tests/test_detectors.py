@@ -180,6 +180,7 @@ def _assert_same(ours: Detections, expected: tuple[np.ndarray, ...], atol: float
     np.testing.assert_array_equal(got[2], want[2])
 
 
+@pytest.mark.slow
 def test_rtdetr_person_boxes_equal_transformers(rtdetr_dirs):
     images = _images()
     detector = RTDetrDetector(str(rtdetr_dirs["person"]), device="cpu")
@@ -197,6 +198,7 @@ def test_rtdetr_person_boxes_equal_transformers(rtdetr_dirs):
     )
 
 
+@pytest.mark.slow
 def test_rtdetr_random_model_all_labels_equal_transformers(rtdetr_dirs):
     images = _images(seed=2)
     detector = RTDetrDetector(str(rtdetr_dirs["random"]), det_thr=0.0, labels=range(80), device="cpu")
@@ -214,6 +216,7 @@ def test_rtdetr_random_model_all_labels_equal_transformers(rtdetr_dirs):
         _assert_same(ours, (boxes[keep], scores[keep], labels[keep]))
 
 
+@pytest.mark.slow
 def test_rtdetr_threshold(rtdetr_dirs):
     images = _images(seed=3)
     all_scores = np.concatenate([s for _, s, _ in _oracle(rtdetr_dirs["random"], images, 0.0)])
@@ -227,6 +230,7 @@ def test_rtdetr_threshold(rtdetr_dirs):
         _assert_same(ours, want)
 
 
+@pytest.mark.slow
 def test_rtdetr_batches_equal_one_at_a_time(rtdetr_dirs):
     images = _images(seed=4) + _images(seed=5)[:2]
     batched = RTDetrDetector(str(rtdetr_dirs["random"]), det_thr=0.0, labels=range(80), batch_size=4)(images)

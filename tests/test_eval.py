@@ -173,6 +173,7 @@ def test_perfect_heatmaps_with_shifted_keypoints_score_less(coco_dir):
     assert report.metrics["AP"] < 0.5
 
 
+@pytest.mark.slow
 def test_random_checkpoint_on_coco_with_detections(checkpoints, coco_dir, tmp_path):
     detections = coco_dir / "test_coco_det_AP_H_56.json"
     report = evaluate(str(checkpoints[17]), coco_dir / "test_coco.json", coco_dir, detections=detections, device="cpu")
@@ -272,6 +273,7 @@ def test_bad_inputs_are_clear_errors(checkpoints, coco_dir, tmp_path, capsys):
     assert "drop --model, --images and --detections" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_wholebody_reports_every_part(tmp_path, coco_dir, capsys):
     ann = require_shared(coco_dir / "test_coco_wholebody.json")
     checkpoint = save_hf(make_hf_model(num_labels=133), tmp_path / "wb")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import cv2
+import pytest
 import torch
 
 from conftest import ROOT, hf_to_original_keys, make_hf_model, save_hf
@@ -53,6 +54,7 @@ def test_head_layout_is_the_heads_data_set(tmp_path):
     assert example.head_layout(dense, "coco") == (None, get_dataset_info("coco"))
 
 
+@pytest.mark.slow
 def test_aic_on_a_vitpose_plus_pth_runs_and_draws(tmp_path, coco_dir):
     image = coco_dir / "000000196141.jpg"
     proc = subprocess.run(

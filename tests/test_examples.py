@@ -7,10 +7,12 @@ import subprocess
 import sys
 
 import cv2
+import pytest
 
 from conftest import ROOT, make_hf_model, save_hf
 
 
+@pytest.mark.slow
 def test_pose_from_boxes_example(tmp_path, coco_dir):
     save_hf(make_hf_model(), tmp_path / "model")
     image = coco_dir / "000000196141.jpg"
@@ -36,6 +38,7 @@ def test_pose_from_boxes_example(tmp_path, coco_dir):
     assert cv2.imread(str(tmp_path / "out.png")).shape == cv2.imread(str(image)).shape
 
 
+@pytest.mark.slow
 def test_pose_from_boxes_reports_a_missing_model(tmp_path, coco_dir):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "pose_from_boxes.py"), str(coco_dir / "000000196141.jpg"),

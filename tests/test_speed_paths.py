@@ -270,6 +270,7 @@ def test_processor_torch_backend_matches_cv2_backend():
 
 
 # ------------------------------------------------------------------------------------------------ benchmark
+@pytest.mark.slow
 def test_benchmark_quick_runs(tmp_path):
     """The benchmark script keeps working (no timing is asserted: the machine is shared). It runs in this process
     (its `main`), not as a subprocess, so the test costs the benchmark's own time and no interpreter start-up."""

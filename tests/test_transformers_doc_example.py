@@ -100,6 +100,7 @@ RUNNER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_documentation_example_runs_on_vitpose(offline_hub, tmp_path, coco_dir):
     image = coco_dir / "000000196141.jpg"
     runner = tmp_path / "runner.py"

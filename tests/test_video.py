@@ -375,6 +375,7 @@ def resident_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs /proc (Linux) for the resident set size")
 def test_memory_stays_flat_over_2000_frames(tmp_path):
     # A native model with a 64x48 input keeps 2,000 frames of network work to a few seconds.
