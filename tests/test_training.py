@@ -33,6 +33,7 @@ from vitpose.training import (
     build_training_model,
     collate_samples,
     dataset_info_from_dict,
+    heatmap_loss,
     heatmap_mse_loss,
     layer_id,
     load_dataset_info,
@@ -244,8 +245,20 @@ def test_mpii_people_train_on_the_files_centre_and_scale():
 
 
 def test_bf16_autocast_on_the_cpu(coco_dir, tmp_path):
-    result = train(**{**_tiny_settings(coco_dir, tmp_path / "bf16"), "epochs": 1, "amp": "bf16"})
+    """amp="bf16" runs the training forward pass in bfloat16: a Linear of the backbone (the first block's MLP)
+    outputs bf16 at every step (float32 if the setting were ignored), while its weights stay float32."""
+    model = VitPoseForPoseEstimation(preset_config("tiny", input_size=(48, 64), decoder="simple"))
+    linear = model.backbone.blocks[0].mlp.fc1
+    assert isinstance(linear, torch.nn.Linear)
+    dtypes = []
+    handle = linear.register_forward_hook(lambda module, args, output: dtypes.append(output.dtype))
+    try:
+        result = train(**{**_tiny_settings(coco_dir, tmp_path / "bf16"), "model": model, "epochs": 1, "amp": "bf16"})
+    finally:
+        handle.remove()
     assert result.step == 3 and math.isfinite(result.history[0]["loss"])
+    assert dtypes == [torch.bfloat16] * 3
+    assert linear.weight.dtype == torch.float32
 
 
 def test_sampler_shards_like_distributed_sampler_and_resumes():
@@ -513,6 +526,83 @@ def test_interrupt_and_resume_gives_the_same_weights(coco_dir, tmp_path):
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=0, msg=key)
     assert [r["loss"] for r in full.history] == pytest.approx([r["loss"] for r in resumed.history], rel=1e-6)
+
+
+def test_default_loss_fn_is_the_models_labelled_loss_exactly():
+    """`heatmap_loss`, the trainer's default `loss_fn`, is bit for bit what `model(..., labels=...).loss` computes
+    (the trainer's loss before the hook), for one head and for a mixed ViTPose++ batch."""
+    torch.manual_seed(0)
+    for preset, index, k in (("tiny", [0, 0, 0], 17), ("tiny+", [0, 5, 1], 133)):
+        model = VitPoseForPoseEstimation(preset_config(preset, input_size=(48, 64), decoder="simple")).eval()
+        batch = {
+            "pixel_values": torch.randn(3, 3, 64, 48),
+            "labels": torch.rand(3, k, 16, 12),
+            "label_weights": (torch.rand(3, k) > 0.3).float(),
+            "dataset_index": torch.tensor(index),
+        }
+        labelled = model(
+            batch["pixel_values"],
+            dataset_index=batch["dataset_index"],
+            labels=batch["labels"],
+            label_weights=batch["label_weights"],
+        ).loss
+        outputs = model(batch["pixel_values"], dataset_index=batch["dataset_index"])
+        assert torch.equal(heatmap_loss(model, batch, outputs), labelled), preset
+
+
+def test_a_zero_loss_fn_leaves_the_weights_unchanged(coco_dir, tmp_path):
+    """The custom loss is called once per step with the model, the batch and the outputs, and is what is optimised:
+    a loss that is 0 (weight decay off) leaves every weight as it was, where the default loss moves them."""
+    import copy
+
+    model = VitPoseForPoseEstimation(preset_config("tiny", input_size=(48, 64), decoder="simple"))
+    control = copy.deepcopy(model)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    calls, logs = [], []
+
+    def zero(m, batch, outputs):
+        calls.append((m, {k: (tuple(v.shape), v.dtype) for k, v in batch.items()}, outputs))
+        return outputs.heatmaps.sum() * 0.0, {"heatmap_sum": outputs.heatmaps.sum()}
+
+    settings = {**_tiny_settings(coco_dir, tmp_path / "zero"), "epochs": 1, "weight_decay": 0.0}
+    result = train(**{**settings, "model": model}, loss_fn=zero, callback=lambda s: logs.append((s.loss, s.logs)))
+    assert result.step == 3 and len(calls) == 3 and result.model is model
+    for m, shapes, outputs in calls:
+        assert m is model  # the model itself, not a wrapper
+        assert shapes == {
+            "pixel_values": ((4, 3, 64, 48), torch.float32),
+            "labels": ((4, 17, 16, 12), torch.float32),
+            "label_weights": ((4, 17), torch.float32),
+            "dataset_index": ((4,), torch.int64),
+        }
+        assert outputs.heatmaps.shape == (4, 17, 16, 12) and outputs.heatmaps.requires_grad
+    assert [loss for loss, _ in logs] == [0.0] * 3
+    assert all(
+        set(step_logs) == {"heatmap_sum"} and isinstance(step_logs["heatmap_sum"], float) for _, step_logs in logs
+    )
+    assert all(torch.equal(v, before[k]) for k, v in model.named_parameters())
+
+    train(**{**settings, "model": control, "out": str(tmp_path / "control")})
+    assert not all(torch.equal(v, before[k]) for k, v in control.named_parameters())
+
+
+def test_a_loss_fn_shifted_by_a_constant_trains_as_the_default(coco_dir, tmp_path):
+    """A constant added to the default loss changes no gradient: the weights equal the default run's bit for bit,
+    and the loss the trainer reports is the value the loss function returned."""
+    returned, reported, default = [], [], []
+
+    def shifted(m, batch, outputs):
+        loss = heatmap_loss(m, batch, outputs) + 1.0
+        returned.append(float(loss.detach()))
+        return loss
+
+    settings = {**_tiny_settings(coco_dir, tmp_path), "epochs": 1}
+    train(**{**settings, "out": str(tmp_path / "default")}, callback=lambda s: default.append(s.loss))
+    train(**{**settings, "out": str(tmp_path / "shifted")}, loss_fn=shifted, callback=lambda s: reported.append(s.loss))
+    assert reported == returned and len(returned) == 3
+    assert reported == pytest.approx([v + 1.0 for v in default], rel=1e-6)
+    a, b = _weights(tmp_path / "default" / "last"), _weights(tmp_path / "shifted" / "last")
+    assert [key for key in a if not torch.equal(a[key], b[key])] == []
 
 
 def test_vitpose_plus_trains_on_two_data_sets_at_once(coco_dir, tmp_path):
