@@ -66,7 +66,7 @@ def test_library_argument_errors_are_vitpose_errors():
 
     with pytest.raises(VitPoseError, match="cocoa"):
         get_dataset_info("cocoa")
-    with pytest.raises(VitPoseError, match="unknown device"):
+    with pytest.raises(VitPoseError, match="invalid device"):
         resolve_device("gpu7")
     with pytest.raises(ImageReadError, match="no such file"):
         load_image("/nonexistent/photo.jpg")

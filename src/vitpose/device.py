@@ -54,7 +54,9 @@ def resolve_device(
     try:
         resolved = torch.device(choice)
     except (RuntimeError, TypeError) as err:
-        raise DeviceError(f"unknown device {choice!r}: use 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'") from err
+        raise DeviceError(
+            f"invalid device {choice!r} (unknown name): use 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'"
+        ) from err
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"device {choice!r} was asked for but CUDA is not available here; use 'cpu' or 'auto'")
     if resolved.type == "mps" and not _mps_available():

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from vitpose.datasets.coco import read_json
+from vitpose.datasets.coco import image_file_names, read_json
 from vitpose.deprecation import renamed_kwargs
 from vitpose.detectors.base import Detections, check_images
 from vitpose.errors import AnnotationError, VitPoseError
@@ -363,30 +363,26 @@ def _id_key(image_id: Any) -> Any:
 def read_image_names(path: str | os.PathLike[str]) -> dict[Any, str]:
     """image id -> file name (basename) of a COCO annotations file's "images" (ids compared as ints where integral).
 
+    The file is read by the one COCO reader (`vitpose.datasets.coco.image_file_names`); boxes are matched to images
+    by file name, so names must also be unique here.
+
     Raises:
         BoxesFileError: not a COCO annotations file, an image without id or file_name, a repeated id or file name.
     """
     path = Path(path)
-    data = _read_json(path, "annotations")
-    if not isinstance(data, Mapping) or not isinstance(data.get("images"), list):
-        raise BoxesFileError(
-            f"{path}: expected a COCO annotations file, a JSON object whose 'images' is a list of {{'id', 'file_name'}}"
-        )
     out: dict[Any, str] = {}
     names: dict[str, Any] = {}
-    for index, image in enumerate(data["images"]):
-        if not isinstance(image, Mapping) or "id" not in image or not isinstance(image.get("file_name"), str):
-            raise BoxesFileError(f"{path}: images[{index}] must be an object with 'id' and a 'file_name' string")
-        key, name = _id_key(image["id"]), basename(image["file_name"])
+    for index, (image_id, file_name) in enumerate(image_file_names(path, error=BoxesFileError).items()):
+        key, name = _id_key(image_id), basename(file_name)
         if key in out:
-            raise BoxesFileError(f"{path}: images[{index}]: image id {image['id']!r} appears twice")
+            raise BoxesFileError(f"{path}: images[{index}]: image id {image_id!r} appears twice")
         if name in names:
             raise BoxesFileError(
                 f"{path}: images[{index}]: two images share the file name {name!r} (ids {names[name]!r} and "
-                f"{image['id']!r}); images are matched by file name, so it must be unique"
+                f"{image_id!r}); images are matched by file name, so it must be unique"
             )
         out[key] = name
-        names[name] = image["id"]
+        names[name] = image_id
     return out
 
 

@@ -17,6 +17,7 @@ import torch
 
 from vitpose.deprecation import renamed_attribute, renamed_kwargs
 from vitpose.detectors.base import Detections, check_images
+from vitpose.device import resolve_device
 from vitpose.errors import DetectorError, MissingDependencyError, VitPoseError
 
 INSTALL_HINT = 'pip install "vitpose[detector]"'
@@ -129,12 +130,11 @@ def unavailable_message(model: str, reason: str) -> str:
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
+    """The detector's device: `vitpose.device.resolve_device`'s names and checks; None is CUDA where there is a GPU,
+    else the CPU (RT-DETR is not run on MPS by default)."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise VitPoseError(f"invalid device {device!r}: {err} (use e.g. 'cpu', 'cuda' or 'cuda:1')") from None
+    return resolve_device(device)
 
 
 def _first_line(err: BaseException) -> str:
