@@ -411,6 +411,7 @@ def test_multi_dataset_batches_mix_keypoint_counts(coco_dir):
 
 
 # ------------------------------------------------------------------------------------------------------- the loop
+@pytest.mark.slow
 def test_tiny_model_from_scratch_learns_the_four_images(coco_dir, tmp_path):
     """From random weights to AP >= 0.9 on the four shared COCO images (12 people), with `vitpose eval`'s code.
 
@@ -650,6 +651,7 @@ def test_cli_config_file_overrides_and_errors(coco_dir, tmp_path, capsys):
     assert code == 2 and "nothing to resume" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one(coco_dir, tmp_path):
     """`torchrun --nproc_per_node 2` on the CPU (gloo): same steps as one process and, since the global batch and
     the augmentations are the same, the same weights up to float summation order."""

@@ -350,7 +350,8 @@ class Trainer(TrainingLoop):
         model, changes = build_training_model(
             source,
             self.infos,
-            input_size=cfg.input_size,
+            # (width, height), checked by TrainConfig; passed on as "HEIGHTxWIDTH" text, which warns about nothing.
+            input_size=None if cfg.input_size is None else f"{cfg.input_size[1]}x{cfg.input_size[0]}",
             decoder=cfg.decoder if resume_dir is None else None,
             drop_path=cfg.drop_path,
         )
