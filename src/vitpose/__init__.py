@@ -14,7 +14,7 @@ from vitpose.media import FailedImage
 from vitpose.models.pose import VitPoseEstimatorOutput, VitPoseForPoseEstimation
 from vitpose.processor import VitPoseImageProcessor
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AutoImageProcessor",
