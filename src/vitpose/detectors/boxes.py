@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from vitpose.datasets.coco import image_file_names, read_json
+from vitpose.datasets.coco import image_file_names, read_detections, read_json
 from vitpose.deprecation import renamed_kwargs
 from vitpose.detectors.base import Detections, check_images
 from vitpose.errors import AnnotationError, VitPoseError
@@ -213,20 +213,7 @@ class BoxesDetector:
                 numbers, ..., named by entry index), or entries by image_id without `annotations`.
         """
         path = Path(path)
-        entries = _read_json(path, "detections")
-        if isinstance(entries, Mapping):
-            hint = (
-                " It looks like a COCO annotations file (images/annotations): pass it as the annotations and the "
-                "detections list as the boxes file."
-                if "images" in entries
-                else ""
-            )
-            raise BoxesFileError(
-                f"{path}: expected a JSON list of detections [{{'image_id' or 'file_name', 'bbox': [x, y, w, h], "
-                f"'score', 'category_id'}}, ...], got an object with keys {sorted(entries)[:8]}.{hint}"
-            )
-        if not isinstance(entries, list):
-            raise BoxesFileError(f"{path}: expected a JSON list of detections, got {type(entries).__name__}")
+        entries, _ = read_detections(path, error=BoxesFileError)  # the one reader: a JSON list, or a clear error
         if not isinstance(det_thr, int | float) or not math.isfinite(det_thr):
             raise VitPoseError(f"det_thr must be a number, got {det_thr!r}")
         if isinstance(category_ids, int):

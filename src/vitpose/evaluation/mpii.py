@@ -193,20 +193,10 @@ def _read_mat(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def load_mpii(path: str | Path, headboxes: str | Path | None = None) -> list[MpiiSample]:
-    """Load an MPII annotation file (mmpose 0.x JSON format) with the original's centre/scale arithmetic.
-
-    Head sizes (the PCKh normaliser) are taken, per entry, from the first source that has one:
-
-    1. the entry's optional ``headbox`` field, ``[[x1, y1], [x2, y2]]`` or ``[x1, y1, x2, y2]``:
-       ``0.6 x`` its diagonal, as the original;
-    2. ``headboxes``: the official ``mpii_gt_val.mat`` (its ``headboxes_src``, matched to the entries by order;
-       the counts must agree);
-    3. fallback: the distance between upper_neck (8) and head_top (9) when both are labelled. **This is not the
-       official head box**: PCKh computed with it is not comparable with published numbers (the ViTPose papers'
-       included). A ``UserWarning`` says how many samples use it.
-
-    Entries with none of these get ``head_size=None`` and are left out of :func:`pckh`, which reports the count.
-    The reading is `vitpose.datasets.mpii.load_mpii`'s; this adds the ``.mat`` head boxes (scipy).
+    """Load an MPII annotation file (mmpose 0.x JSON format) with the original's centre/scale arithmetic: the
+    reading of `vitpose.datasets.mpii.load_mpii` (whose docstring says where each head size comes from), plus the
+    official ``mpii_gt_val.mat`` head boxes (``headboxes``; reading it needs scipy, which the data-set layer does
+    not import).
 
     Args:
         path: the JSON annotation file (e.g. ``mpii_val.json``): a list of entries with ``image`` (str), ``joints``
