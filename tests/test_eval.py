@@ -248,7 +248,7 @@ def test_bad_inputs_are_clear_errors(checkpoints, coco_dir, tmp_path, capsys):
     detections = [{"image_id": 123456, "bbox": [1, 2, 3, 4], "score": 0.9, "category_id": 1}]
     with pytest.raises(EvaluationError, match="image_id 123456 is not an image"):
         evaluate(model, ann, coco_dir, detections=detections, device="cpu")
-    with pytest.raises(EvaluationError, match="bbox must be 4 finite"):
+    with pytest.raises(EvaluationError, match="bbox must be a list of 4 numbers"):
         evaluate(model, ann, coco_dir, detections=[{"image_id": 785, "bbox": [1, 2, 3]}], device="cpu")
     # Annotation files that do not fit: named file, entry and field.
     from vitpose.evaluation.metrics import AnnotationError

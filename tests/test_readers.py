@@ -90,12 +90,14 @@ def test_read_detections_and_parse_detection(tmp_path):
     )
     zero = parse_detection({"file_name": "a.jpg", "bbox": [0, 0, 0, 5], "score": 0.5, "category_id": 2}, 3, "d")
     assert zero.bbox[2] == 0.0 and zero.category_id == 2  # the policy for empty boxes is the caller's
+    not_finite = parse_detection({"image_id": 1, "bbox": [0, float("nan"), 3, 4]}, 4, "d")
+    assert np.isnan(not_finite.bbox[1])  # and for non-finite ones (skip_degenerate_boxes skips and reports them)
     path = _write(tmp_path / "ann.json", json.dumps({"images": [], "annotations": []}))
     with pytest.raises(AnnotationError, match="looks like a COCO annotations file"):
         read_detections(path)
     for entry, message in (
         ({"image_id": 1}, r"d: entry 2 has no 'bbox'"),
-        ({"image_id": 1, "bbox": [0, 0, float("nan"), 1]}, r"d: entry 2: bbox must be a list of 4 finite numbers"),
+        ({"image_id": 1, "bbox": [0, 0, "wide", 1]}, r"d: entry 2: bbox must be a list of 4 numbers"),
         ({"image_id": 1, "bbox": [0, 0, 1, 1], "score": "high"}, r"d: entry 2: score must be a finite number"),
         ({"image_id": 1, "bbox": [0, 0, 1, 1], "category_id": 1.5}, r"d: entry 2: category_id must be an integer"),
         ({"bbox": [0, 0, 1, 1]}, r"d: entry 2 has neither 'image_id' nor 'file_name'"),

@@ -116,6 +116,10 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _is_finite_number(value: Any) -> bool:
     return _is_number(value) and math.isfinite(value)
 
@@ -642,8 +646,8 @@ class Detection:
         index: its position in the file.
         image_id: the entry's `image_id` (None when it has none; then `file_name` says the image).
         file_name: the entry's `file_name`, or None.
-        bbox: [x, y, w, h] as floats, finite (width and height may be <= 0: what to do with such a box is the
-            caller's policy).
+        bbox: [x, y, w, h] as floats; they may be non-finite, and width and height may be <= 0: what to do with
+            such a box is the caller's policy (`vitpose.detectors.boxes.skip_degenerate_boxes`: skip and report).
         score: the `score` (1.0 when missing).
         category_id: the `category_id` (1, COCO's person, when missing).
     """
@@ -685,8 +689,10 @@ def read_detections(
 
 
 def parse_detection(entry: Any, index: int, source: str, *, error: type[VitPoseError] = AnnotationError) -> Detection:
-    """One detections entry, checked: an object with a `bbox` of 4 finite numbers, a finite `score` (default 1),
-    an integer `category_id` (default 1) and an `image_id` or a `file_name` string.
+    """One detections entry, checked: an object with a `bbox` of 4 numbers, a finite `score` (default 1), an
+    integer `category_id` (default 1) and an `image_id` or a `file_name` string. The one parser of such entries
+    (`vitpose predict --boxes` and `vitpose eval --detections`); a box that cannot hold a person (not finite, width
+    or height <= 0) is not an error here: the callers skip and report it.
 
     Raises:
         `error`: naming the file, the entry index and the field.
@@ -697,8 +703,8 @@ def parse_detection(entry: Any, index: int, source: str, *, error: type[VitPoseE
     if "bbox" not in entry:
         raise error(f"{where} has no 'bbox' (keys: {sorted(entry)})")
     box = entry["bbox"]
-    if not isinstance(box, (list, tuple)) or len(box) != 4 or not all(_is_finite_number(v) for v in box):
-        raise error(f"{where}: bbox must be a list of 4 finite numbers [x, y, width, height], got {box!r:.120}")
+    if not isinstance(box, (list, tuple)) or len(box) != 4 or not all(_is_real(v) for v in box):
+        raise error(f"{where}: bbox must be a list of 4 numbers [x, y, width, height], got {box!r:.120}")
     score = entry.get("score", 1.0)
     if not _is_finite_number(score):
         raise error(f"{where}: score must be a finite number, got {score!r:.60}")

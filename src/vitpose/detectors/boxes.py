@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from vitpose.datasets.coco import image_file_names, read_detections, read_json
+from vitpose.datasets.coco import image_file_names, parse_detection, read_detections, read_json
 from vitpose.deprecation import renamed_kwargs
 from vitpose.detectors.base import Detections, check_images
 from vitpose.errors import AnnotationError, VitPoseError
@@ -382,29 +382,12 @@ def _number(value: Any) -> bool:
 
 
 def _parse_entry(entry: Any, index: int, path: Path, by_file: bool) -> tuple[str | None, list[float], float, int]:
-    """(file name or None, bbox, score, category) of one detections entry, or a BoxesFileError naming it."""
-    where = f"{path}: entry {index}"
-    if not isinstance(entry, Mapping):
-        raise BoxesFileError(f"{where} is a {type(entry).__name__}, expected an object with 'bbox' and 'image_id'")
-    if "bbox" not in entry:
-        raise BoxesFileError(f"{where} has no 'bbox' (keys: {sorted(entry)})")
-    box = entry["bbox"]
-    if not isinstance(box, list) or len(box) != 4 or not all(_real(v) for v in box):
-        raise BoxesFileError(f"{where}: bbox must be a list of 4 finite numbers [x, y, width, height], got {box!r}")
-    score = entry.get("score", 1.0)
-    if not _number(score):
-        raise BoxesFileError(f"{where}: score must be a finite number, got {score!r}")
-    category = entry.get("category_id", COCO_PERSON)
-    if not (isinstance(category, int) and not isinstance(category, bool)):
-        raise BoxesFileError(f"{where}: category_id must be an integer, got {category!r}")
-    name = None
-    if by_file:
-        name = entry.get("file_name")
-        if not isinstance(name, str) or not name.strip():
-            raise BoxesFileError(
-                f"{where} has no 'file_name' string ({name!r}) while other entries have one: give every entry its "
-                "file_name, or none (then image_id with --annotations)"
-            )
-    elif "image_id" not in entry:
-        raise BoxesFileError(f"{where} has neither 'image_id' nor 'file_name' (keys: {sorted(entry)})")
-    return name, [float(v) for v in box], float(score), category
+    """(file name or None, bbox, score, category) of one detections entry (`vitpose.datasets.coco.parse_detection`,
+    the one parser), or a BoxesFileError naming it. In a file matched by name every entry needs its file name."""
+    det = parse_detection(entry, index, str(path), error=BoxesFileError)
+    if by_file and det.file_name is None:
+        raise BoxesFileError(
+            f"{path}: entry {index} has no 'file_name' string ({entry.get('file_name')!r}) while other entries have "
+            "one: give every entry its file_name, or none (then image_id with --annotations)"
+        )
+    return (det.file_name if by_file else None), list(det.bbox), det.score, det.category_id

@@ -18,10 +18,9 @@ pipeline (mmpose 0.x top-down data sets, as ViTPose uses them):
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,9 +29,10 @@ import numpy as np
 import torch
 
 from vitpose.datasets import DatasetInfo
-from vitpose.datasets.coco import clip_gt_box, load_coco_keypoints
+from vitpose.datasets.coco import clip_gt_box, load_coco_keypoints, parse_detection, read_detections
 from vitpose.datasets.coco import read_json as _read_json
 from vitpose.datasets.custom import dataset_info_from_dict, infer_dataset_info, is_registered, resolve_dataset_info
+from vitpose.detectors.boxes import skip_degenerate_boxes
 from vitpose.errors import AnnotationError
 from vitpose.inference.estimator import PoseEstimator
 from vitpose.media import find_image_files
@@ -187,45 +187,29 @@ def _detection_boxes(
     detections: Any, annotations: Mapping[str, Any], dataset: DatasetInfo, det_thr: float, notes: list[str]
 ) -> dict[Any, list[tuple[list[float], float, int]]]:
     """Boxes of a COCO detections file, every one with score >= det_thr (person only for human data sets)."""
-    source = str(detections) if isinstance(detections, (str, os.PathLike)) else "detections"
-    entries = read_json(detections, "detections") if isinstance(detections, (str, os.PathLike)) else detections
-    if not isinstance(entries, list):
-        raise EvaluationError(
-            f"{source}: expected a JSON list of detections [{{'image_id', 'bbox': [x, y, w, h], 'score', "
-            f"'category_id'}}, ...], got {type(entries).__name__}"
-        )
-    from vitpose.detectors.boxes import skip_degenerate_boxes
-
+    entries, source = read_detections(detections)  # the one reader and parser of detections files
     out: dict[Any, list[tuple[list[float], float, int]]] = {img["id"]: [] for img in annotations["images"]}
-    for index, det in enumerate(entries):
-        if not isinstance(det, Mapping) or "image_id" not in det or "bbox" not in det:
-            raise EvaluationError(f"{source}: entry {index} needs 'image_id' and 'bbox', got {det!r:.120}")
-        if det["image_id"] not in out:
+    parsed = []
+    for index, entry in enumerate(entries):
+        det = parse_detection(entry, index, source)
+        if det.image_id is None:
             raise EvaluationError(
-                f"{source}: entry {index}: image_id {det['image_id']!r} is not an image of the annotations "
+                f"{source}: entry {index} needs an 'image_id' (the id of its image in the annotations)"
+            )
+        if det.image_id not in out:
+            raise EvaluationError(
+                f"{source}: entry {index}: image_id {det.image_id!r} is not an image of the annotations "
                 "(were these detections made for this annotation file?)"
             )
-        bbox = det["bbox"]
-        if not (isinstance(bbox, Sequence) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
-            raise EvaluationError(f"{source}: entry {index}: bbox must be 4 finite numbers [x, y, w, h], got {bbox}")
+        parsed.append(det)
     # The one policy of `vitpose predict --boxes` too: a box that cannot hold a person (not finite, width or
     # height <= 0) is skipped, and one warning names the entries.
-    usable = skip_degenerate_boxes([det["bbox"] for det in entries], source, stacklevel=4)
-    for index, det in enumerate(entries):
-        category = int(det.get("category_id", 1))
-        if not usable[index] or (not dataset.is_animal and category != 1):
+    usable = skip_degenerate_boxes([entries[det.index]["bbox"] for det in parsed], source, stacklevel=4)  # as written
+    for det, use in zip(parsed, usable, strict=True):
+        if not use or (not dataset.is_animal and det.category_id != 1) or det.score < det_thr:
             continue
-        score = float(det.get("score", 1.0))
-        if not _finite(score):
-            raise EvaluationError(f"{source}: entry {index}: score must be a finite number, got {score}")
-        if score < det_thr:
-            continue
-        out[det["image_id"]].append(([float(v) for v in det["bbox"]], score, category))
+        out[det.image_id].append((list(det.bbox), det.score, det.category_id))
     return out
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def evaluate(
