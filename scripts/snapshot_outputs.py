@@ -26,7 +26,11 @@ def _checkpoint(directory: Path, simple: bool, experts: int = 1, labels: int = 1
 
     torch.manual_seed(0)
     backbone = VitPoseBackboneConfig(
-        hidden_size=96, num_hidden_layers=2, num_attention_heads=4, num_experts=experts, part_features=24,
+        hidden_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_experts=experts,
+        part_features=24,
         out_indices=[2],
     )
     config = VitPoseConfig(backbone_config=backbone, num_labels=labels, use_simple_decoder=simple)
@@ -71,28 +75,68 @@ def write(out: Path) -> None:
     codes = {}
     for name, model in (("simple", simple), ("classic", classic)):
         codes[f"predict_boxes_{name}"] = _cli(
-            "predict", COCO, "--model", model, "--boxes", det, "--annotations", ann, "--det-thr", "0",
-            "--flip-test", "--out", out / f"predict_boxes_{name}",
+            "predict",
+            COCO,
+            "--model",
+            model,
+            "--boxes",
+            det,
+            "--annotations",
+            ann,
+            "--det-thr",
+            "0",
+            "--flip-test",
+            "--out",
+            out / f"predict_boxes_{name}",
         )
     codes["predict_hog"] = _cli("predict", COCO, "--model", simple, "--detector", "hog", "--out", out / "predict_hog")
     codes["predict_full"] = _cli(
-        "predict", DATA / "ap10k", "--model", classic, "--detector", "full-image", "--no-nms", "--out",
+        "predict",
+        DATA / "ap10k",
+        "--model",
+        classic,
+        "--detector",
+        "full-image",
+        "--no-nms",
+        "--out",
         out / "predict_full",
     )
     for name, extra in (
         ("eval_gt", ["--annotations", ann, "--images", COCO]),
         ("eval_det_flip", ["--annotations", ann, "--images", COCO, "--detections", det, "--flip-test"]),
         ("eval_aic", ["--model", aic, "--annotations", DATA / "aic" / "test_aic.json", "--images", DATA / "aic"]),
-        ("eval_mpii", ["--model", mpii, "--annotations", DATA / "mpii" / "test_mpii.json", "--images", DATA / "mpii",
-                       "--flip-test"]),
+        (
+            "eval_mpii",
+            [
+                "--model",
+                mpii,
+                "--annotations",
+                DATA / "mpii" / "test_mpii.json",
+                "--images",
+                DATA / "mpii",
+                "--flip-test",
+            ],
+        ),
         ("eval_ap10k", ["--annotations", DATA / "ap10k" / "test_ap10k.json", "--images", DATA / "ap10k"]),
     ):
         if "--model" not in extra:
             extra = ["--model", simple, *extra]
         codes[name] = _cli("eval", *extra, "--out", out / f"{name}.json", "--json")
     codes["video"] = _cli(
-        "video", COCO, "--model", simple, "--detector", "hog", "--det-every", "2", "--smooth", "--fps", "5",
-        "--out", out / "video.avi", "--no-progress",
+        "video",
+        COCO,
+        "--model",
+        simple,
+        "--detector",
+        "hog",
+        "--det-every",
+        "2",
+        "--smooth",
+        "--fps",
+        "5",
+        "--out",
+        out / "video.avi",
+        "--no-progress",
     )
     (out / "exit_codes.json").write_text(json.dumps(codes, indent=1))
 
