@@ -198,6 +198,27 @@ def require_shared(path: Path) -> Path:
     return path
 
 
+def _hypothesis_profile() -> None:
+    """The robustness tests' budget: a fixed, derandomised few examples per property in CI and by default (fast and
+    reproducible), VITPOSE_FUZZ_EXAMPLES=N for a longer search on demand; no deadline (shared machines)."""
+    try:
+        from hypothesis import HealthCheck, settings
+    except ImportError:  # hypothesis is a test extra; the tests that need it import it themselves
+        return
+    examples = int(os.environ.get("VITPOSE_FUZZ_EXAMPLES", "0") or 0)
+    settings.register_profile(
+        "vitpose",
+        max_examples=examples or 25,
+        derandomize=not examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    settings.load_profile("vitpose")
+
+
+_hypothesis_profile()
+
+
 @pytest.fixture(scope="session")
 def coco_dir() -> Path:
     return require_shared(COCO_DIR)
