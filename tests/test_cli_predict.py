@@ -74,6 +74,33 @@ def test_predict_files_globs_full_image_and_no_nms(checkpoint, coco_dir, tmp_pat
     width, height = Image.open(coco_dir / "000000000785.jpg").size
     assert predictions[0]["bbox"] == [0.0, 0.0, float(width), float(height)]
 
+    # The values are the Python API's (the same estimator, flip test on), in input order with image ids 1, 2 ...
+    from vitpose.inference.estimator import PoseEstimator
+    from vitpose.media import load_image
+
+    estimator = PoseEstimator.from_pretrained(checkpoint, device="cpu", detector="full-image", flip_test=True)
+    for position, name in enumerate(["000000000785.jpg", "000000040083.jpg"]):
+        rgb, _ = load_image(coco_dir / name)
+        result = estimator(rgb)
+        entry = predictions[position]
+        assert entry["image_id"] == position + 1 and entry["file_name"].endswith(name)
+        assert entry["bbox"] == [0.0, 0.0, float(rgb.shape[1]), float(rgb.shape[0])]
+        flat = np.asarray(entry["keypoints"]).reshape(17, 3)
+        np.testing.assert_allclose(flat[:, :2], result.keypoints[0], atol=1e-3)  # written with 3 decimals
+        np.testing.assert_allclose(flat[:, 2], result.keypoint_scores[0], atol=1e-3)
+        assert entry["score"] == pytest.approx(float(result.scores[0]), abs=1e-3)
+        # The annotated image is the input with this result drawn on it (kpt_thr 0.3), JPEG-encoded: where the
+        # drawing changed pixels, the file is much nearer to the drawing than to the input.
+        drawn = result.draw(rgb, kpt_thr=0.3).astype(np.int16)
+        written = np.asarray(Image.open(out / name).convert("RGB")).astype(np.int16)
+        assert written.shape == rgb.shape
+        changed = np.abs(drawn - rgb).max(axis=-1) > 60
+        assert changed.sum() > 500  # the full-image box alone is a frame of this many pixels
+        to_drawing = np.abs(written - drawn)[changed].mean()
+        to_input = np.abs(written - rgb.astype(np.int16))[changed].mean()
+        assert to_drawing < 0.25 * to_input, (to_drawing, to_input)
+        assert np.abs(written - drawn).mean() < 4  # elsewhere: the input, up to JPEG noise
+
 
 def test_predict_reports_bad_files_and_goes_on(checkpoint, coco_dir, tmp_path, capsys):
     inputs = tmp_path / "in"
