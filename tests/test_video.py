@@ -174,6 +174,7 @@ def test_ids_stable_through_a_crossing_and_a_detector_gap_and_files_match(base_e
 
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert len(lines) == FRAMES
+    frames = [f.image for f in open_video(test_video)]
     ids_of: dict[str, set[int]] = {"A": set(), "B": set()}
     for i, line in enumerate(lines):
         assert line["frame"] == i and line["timestamp"] == pytest.approx(i / FPS, abs=1e-6)
@@ -187,6 +188,14 @@ def test_ids_stable_through_a_crossing_and_a_detector_gap_and_files_match(base_e
             ids_of[name].add(person["track_id"])
             assert np.asarray(person["keypoints"]).shape == (17, 2) and len(person["keypoint_scores"]) == 17
             assert {"box_score", "score"} <= set(person)
+        # The values are the estimator's on that frame alone (coordinates written to 0.001 px, scores to 1e-5).
+        alone = estimator(frames[i])
+        for person in people:
+            row = int(np.flatnonzero(np.abs(alone.boxes - np.asarray(person["bbox"])).max(axis=1) < 1e-3)[0])
+            np.testing.assert_allclose(person["keypoints"], alone.keypoints[row], rtol=0, atol=6e-4)
+            np.testing.assert_allclose(person["keypoint_scores"], alone.keypoint_scores[row], rtol=0, atol=6e-6)
+            assert person["score"] == pytest.approx(float(alone.scores[row]), abs=6e-6)
+            assert person["box_score"] == pytest.approx(0.9, abs=6e-6)  # the scripted detector's score
     assert len(ids_of["A"]) == 1 and len(ids_of["B"]) == 1 and ids_of["A"] != ids_of["B"]
 
     count, fps, size = video_info(out)
@@ -343,10 +352,38 @@ def test_one_euro_constant_noise_and_step():
     first_after = np.flatnonzero(after)[:5]
     assert np.all(out_fast[first_after] > out_slow[first_after])  # beta: less lag on fast moves
 
+    # The values, against the paper's recurrence written out here, on a signal that moves (beta matters).
+    signal = np.cumsum(rng.normal(0, 3.0, (60, 4, 2)), axis=0)
+    stamps = np.cumsum(rng.uniform(0.02, 0.05, 60))  # uneven frame times
+    f_ref = OneEuroFilter(min_cutoff=0.8, beta=0.05, d_cutoff=1.5)
+    np.testing.assert_allclose(
+        np.stack([f_ref(x, t) for x, t in zip(signal, stamps, strict=True)]),
+        one_euro_reference(signal, stamps, 0.8, 0.05, 1.5),
+        rtol=1e-12,
+        atol=1e-9,
+    )
+
     with pytest.raises(ValueError, match="increase"):
         f(noisy[0], times[0])
     with pytest.raises(ValueError, match="min_cutoff"):
         OneEuroFilter(min_cutoff=0)
+
+
+def one_euro_reference(xs: np.ndarray, ts: np.ndarray, min_cutoff: float, beta: float, d_cutoff: float) -> np.ndarray:
+    """The One Euro filter (Casiez et al. 2012) over samples xs[i] at times ts[i], element by element."""
+
+    def alpha(cutoff, dt):
+        tau = 1.0 / (2 * np.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    out = [np.asarray(xs[0], np.float64)]
+    dx_hat = np.zeros_like(out[0])
+    for i in range(1, len(xs)):
+        dt = ts[i] - ts[i - 1]
+        dx_hat = alpha(d_cutoff, dt) * (xs[i] - out[-1]) / dt + (1 - alpha(d_cutoff, dt)) * dx_hat
+        a = alpha(min_cutoff + beta * np.abs(dx_hat), dt)
+        out.append(a * xs[i] + (1 - a) * out[-1])
+    return np.stack(out)
 
 
 def test_smoothing_changes_keypoints_only(base_estimator, test_video):
@@ -361,6 +398,15 @@ def test_smoothing_changes_keypoints_only(base_estimator, test_video):
         assert np.array_equal(s.result.extra["raw_keypoints"], p.result.keypoints)
         assert np.array_equal(s.result.keypoint_scores, p.result.keypoint_scores)
         assert list(s.track_ids) == list(p.track_ids)
+    # Each track's keypoints are its raw keypoints through its own One Euro filter, at the frames' timestamps.
+    for track_id in {int(t) for f in plain for t in f.track_ids}:
+        rows = [(f.index, list(f.track_ids).index(track_id)) for f in plain if track_id in list(f.track_ids)]
+        assert [index for index, _ in rows] == list(range(10))  # both figures are seen in every frame
+        raw = np.stack([plain[index].result.keypoints[row] for index, row in rows]).astype(np.float64)
+        want = one_euro_reference(raw, np.array([smooth[i].timestamp for i in range(10)]), 0.5, 0.0, 1.0)
+        got = np.stack([smooth[index].result.keypoints[row] for index, row in rows])
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-3)
+    assert [f.timestamp for f in smooth] == pytest.approx([i / FPS for i in range(10)])
 
 
 # ---------------------------------------------------------------------------------------------- streaming
@@ -546,6 +592,8 @@ def test_cli_image_sequence_with_fps_det_every_and_smoothing(checkpoint, tmp_pat
     assert [line["timestamp"] for line in lines] == pytest.approx([i / 10 for i in range(10)])
     assert [Path(line["file_name"]).name for line in lines] == [f"frame_{i}.png" for i in range(10)]
     assert [line["detected"] for line in lines] == [i % 4 == 0 for i in range(10)]
+    for line in lines[::4]:  # the full-image detector: one person, the whole frame
+        assert [p["bbox"] for p in line["people"]] == [[0.0, 0.0, float(WIDTH), float(HEIGHT)]]
     count, fps, size = video_info(out)
     assert (count, size) == (10, (WIDTH, HEIGHT)) and fps == pytest.approx(10)
 
