@@ -137,6 +137,10 @@ def test_cli_export_through_add_parser(dense_dir, plus_model, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert out.is_file() and "wrote" in printed and "max |onnxruntime - torch|" in printed
     assert OnnxPoseModel(out).config.num_labels == 17
+    pixel_values = _crops(2)
+    with torch.no_grad():  # the file computes the checkpoint's heatmaps
+        want = VitPoseForPoseEstimation.from_pretrained(dense_dir)(pixel_values).heatmaps
+    torch.testing.assert_close(OnnxPoseModel(out)(pixel_values).heatmaps, want, atol=TOL, rtol=0)
 
     plus_dir = tmp_path / "plus"
     plus_model.save_pretrained(plus_dir)
@@ -147,6 +151,14 @@ def test_cli_export_through_add_parser(dense_dir, plus_model, tmp_path, capsys):
     assert args.func(args) == 0
     assert OnnxPoseModel(out).dataset_index == 3
     assert OnnxPoseModel(tmp_path / "ap10k.int8.onnx").dataset_index == 3
+    with torch.no_grad():  # --dataset 3 folds AP-10K's expert and head: its heatmaps, not another data set's
+        want = plus_model(pixel_values, dataset_index=3).heatmaps
+        other = plus_model(pixel_values, dataset_index=0).heatmaps
+    got = OnnxPoseModel(out)(pixel_values, dataset_index=3).heatmaps
+    torch.testing.assert_close(got, want, atol=TOL, rtol=0)
+    assert (other - want).abs().max() > 100 * TOL
+    got_int8 = OnnxPoseModel(tmp_path / "ap10k.int8.onnx")(pixel_values, dataset_index=3).heatmaps
+    assert 0 < float((got_int8 - want).abs().max()) <= 0.1 * float(want.abs().max())
     with pytest.raises(SystemExit):
         parser.parse_args(["export", "tflite", "--model", str(dense_dir), "--out", str(out)])
     with pytest.raises(SystemExit):
