@@ -68,6 +68,9 @@ def test_dataset_index_forms(tmp_path):
     ref = _heatmaps(ours, x, dataset_index=torch.tensor([2, 2]))
     for form in (2, "mpii", [2, 2], torch.tensor(2), torch.tensor([2]), torch.tensor([2.0, 2.0])):
         assert torch.equal(_heatmaps(ours, x, dataset_index=form), ref)
+    # ... and index 2 is not what every form would give: other indices give other heatmaps.
+    for other in (0, "coco", 3):
+        assert (_heatmaps(ours, x, dataset_index=other) - ref).abs().max() > 1e-3
 
 
 def test_layer_norm_eps_read_from_config(tmp_path):

@@ -133,6 +133,14 @@ def test_return_tensors_and_to(coco_dir):
     inputs = proc(image, boxes=[boxes], return_tensors="pt").to("cpu")
     assert inputs.pixel_values is inputs["pixel_values"] and list(inputs) == ["pixel_values"]
     assert inputs.to(torch.float16).pixel_values.dtype == torch.float16
+    # Every form holds the same pixels: the crops of the tensor form.
+    want = inputs.pixel_values.numpy()
+    np.testing.assert_array_equal(proc(image, boxes=[boxes], return_tensors="np").pixel_values, want)
+    as_list = proc(image, boxes=[boxes], return_tensors=None).pixel_values
+    assert len(as_list) == len(boxes) == len(want)
+    np.testing.assert_array_equal(np.stack([np.asarray(crop) for crop in as_list]), want)
+    half = inputs.to(torch.float16).pixel_values
+    torch.testing.assert_close(half, inputs.pixel_values.half(), rtol=0, atol=0)
 
 
 def test_post_process_structure_and_bbox_is_the_input_box(tmp_path, coco_dir):
@@ -170,6 +178,13 @@ def test_post_process_relative_boxes_with_target_sizes():
     absolute = proc.post_process_pose_estimation(heat, boxes=[[[40.0, 30.0, 100.0, 200.0]]])
     relative = proc.post_process_pose_estimation(heat, boxes=[[[0.1, 0.1, 0.25, 2 / 3]]], target_sizes=[(300, 400)])
     assert torch.allclose(absolute[0][0]["keypoints"], relative[0][0]["keypoints"], atol=1e-3)
+    # (height, width) = (300, 400): x by 400, y by 300, so [0.1, 0.1, 0.25, 2/3] is [40, 30, 100, 200] in pixels,
+    # and both decode as the codec does for that box.
+    centers, scales = box_to_center_scale(np.array([[40.0, 30.0, 100.0, 200.0]]))
+    keypoints, scores = UDPHeatmapCodec().decode(heat.numpy(), centers, scales)
+    np.testing.assert_allclose(absolute[0][0]["keypoints"].numpy(), keypoints[0], atol=1e-4)
+    np.testing.assert_allclose(relative[0][0]["keypoints"].numpy(), keypoints[0], atol=1e-3)
+    np.testing.assert_allclose(relative[0][0]["scores"].numpy(), scores[0], atol=1e-6)
 
 
 def test_save_and_load_and_auto_processor(tmp_path):
@@ -241,5 +256,10 @@ def test_without_affine_transform_images_must_be_crops():
     crop = np.random.randint(0, 255, (256, 192, 3), np.uint8)
     out = proc([crop, crop]).pixel_values
     assert out.shape == (2, 3, 256, 192)
+    # The crop itself, only rescaled and normalised (no warp, no resize).
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    want = (torch.from_numpy(crop).permute(2, 0, 1).float() / 255.0 - mean) / STD
+    torch.testing.assert_close(out[0], want, rtol=0, atol=1e-5)
+    assert torch.equal(out[0], out[1])
     with pytest.raises(ValueError, match="needs crops of 192x256"):
         proc(np.zeros((100, 100, 3), np.uint8))
