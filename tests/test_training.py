@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from conftest import DATA, ROOT, make_hf_model, require_shared, save_hf
 from vitpose import VitPoseForPoseEstimation
@@ -454,6 +455,37 @@ def test_tiny_model_from_scratch_learns_the_four_images(coco_dir, tmp_path):
     assert (out / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     losses = [r["loss"] for r in result.history]
     assert losses[-1] < 0.2 * losses[0]  # from the new head's all-zero prediction
+    # log.csv holds the history's values: one row per epoch, the AP in the evaluated epochs only.
+    import csv
+
+    with (out / "log.csv").open() as f:
+        table = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in table] == list(range(1, 181)) == [r["epoch"] for r in result.history]
+    assert [int(r["step"]) for r in table] == list(range(1, 181))
+    assert [float(r["loss"]) for r in table] == pytest.approx(losses, rel=1e-12)
+    assert [int(r["epoch"]) for r in table if r["AP"]] == [90, 180]
+    assert max(float(r["AP"]) for r in table if r["AP"]) == pytest.approx(result.best["AP"], abs=1e-12)
+    # training.png: the loss panel and the validation panel; the loss curve passes where each epoch's loss is.
+    plot = np.asarray(Image.open(out / "training.png").convert("RGB")).astype(int)
+    assert plot.shape == (380, 1040, 3)
+    for epoch, x, y in _loss_curve_points(losses):
+        patch = plot[round(y) - 2 : round(y) + 3, round(x) - 2 : round(x) + 3]
+        assert (np.abs(patch - (31, 119, 180)).max(axis=-1) <= 40).any(), (epoch, x, y)
+    red = (np.abs(plot - (214, 39, 40)).max(axis=-1) <= 40).nonzero()
+    assert len(red[0]) > 0 and red[1].min() >= 520  # the AP curve, in the right panel only
+    ap_top = 330 - max(r["AP"] for r in result.history if "AP" in r) * 294  # AP on a 0..1 axis from y 330 to 36
+    assert abs(red[0].min() - ap_top) <= 4
+
+
+def _loss_curve_points(losses: list[float]) -> list[tuple[int, float, float]]:
+    """(epoch, x, y) pixels of the loss curve in training.png's left panel: the plot area is x 70..500 and
+    y 36..330, epochs linear in x, the loss log10 in y over whole decades around the values +- 5 %."""
+    logs = [math.log10(v) for v in losses]
+    lo, hi = min(logs), max(logs)
+    pad = 0.05 * (hi - lo)
+    lo, hi = math.floor(lo - pad), math.ceil(hi + pad)
+    last = len(losses)
+    return [(e, 70 + (e - 1) / (last - 1) * 430, 330 - (v - lo) / (hi - lo) * 294) for e, v in enumerate(logs, start=1)]
 
 
 def test_finetune_custom_skeleton_replaces_the_head_and_keeps_the_backbone(dots, tmp_path):
@@ -601,6 +633,12 @@ def test_a_loss_fn_shifted_by_a_constant_trains_as_the_default(coco_dir, tmp_pat
     train(**{**settings, "out": str(tmp_path / "shifted")}, loss_fn=shifted, callback=lambda s: reported.append(s.loss))
     assert reported == returned and len(returned) == 3
     assert reported == pytest.approx([v + 1.0 for v in default], rel=1e-6)
+    # log.csv's epoch loss is the mean of that epoch's step losses (three equal batches of 4), at step 3.
+    for name, steps in (("default", default), ("shifted", returned)):
+        header, row = (tmp_path / name / "log.csv").read_text().splitlines()
+        values = dict(zip(header.split(","), row.split(","), strict=True))
+        assert (values["epoch"], values["step"]) == ("1", "3")
+        assert float(values["loss"]) == pytest.approx(sum(steps) / 3, rel=1e-6)
     a, b = _weights(tmp_path / "default" / "last"), _weights(tmp_path / "shifted" / "last")
     assert [key for key in a if not torch.equal(a[key], b[key])] == []
 
