@@ -139,3 +139,32 @@ def test_documentation_example_runs_on_vitpose(offline_hub, tmp_path, coco_dir):
     assert result["heatmaps"].shape == expected.shape
     assert torch.allclose(result["heatmaps"], expected, atol=1e-4)
     assert result["annotated"].shape[-1] == 3 and result["sv_annotated"].shape == result["annotated"].shape
+
+    # Stage 2's values: transformers' vitpose-base-simple on the same crops gives the heatmaps whose maxima are the
+    # example's keypoint scores and whose decoding (our codec, checked against transformers' in test_codec) are its
+    # keypoints.
+    import numpy as np
+    from PIL import Image
+
+    from vitpose import VitPoseImageProcessor
+
+    simple = offline_hub / "models--usyd-community--vitpose-base-simple" / "snapshots" / COMMIT
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hf_simple = VitPoseForPoseEstimation.from_pretrained(simple).eval()
+    processor = VitPoseImageProcessor()
+    person_boxes = boxes.numpy()
+    crops = processor(Image.open(image), boxes=[person_boxes], return_tensors="pt").pixel_values
+    with torch.no_grad():
+        simple_heatmaps = hf_simple(crops).heatmaps
+    maxima = simple_heatmaps.flatten(2).amax(-1)
+    got_scores = torch.stack([person["scores"] for person in people])
+    torch.testing.assert_close(got_scores, maxima, atol=1e-4, rtol=0)
+    want = processor.post_process_pose_estimation(simple_heatmaps, boxes=[person_boxes])[0]
+    for person, expected in zip(people, want, strict=True):
+        torch.testing.assert_close(person["keypoints"], expected["keypoints"], atol=1e-2, rtol=0)
+    # The example draws on the image it read: the annotated arrays are that image wherever nothing was drawn.
+    original = np.asarray(Image.open(image).convert("RGB"))
+    for annotated in (result["annotated"].numpy(), result["sv_annotated"].numpy()):
+        assert annotated.shape == original.shape
+        assert 0 < (annotated != original).any(axis=-1).mean() < 0.2
