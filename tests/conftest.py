@@ -219,6 +219,32 @@ def _hypothesis_profile() -> None:
 _hypothesis_profile()
 
 
+def _missing_module_skip(report) -> bool:
+    """A skip from `pytest.importorskip`: an optional dependency that could not be imported."""
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return "could not import" in str(reason)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """In CI (CI set) every test dependency is installed (`.[test]`): a module skipped by `importorskip` is a
+    broken install, and fails instead of passing as skipped."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") and report.skipped and _missing_module_skip(report):
+        report.outcome = "failed"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """The same rule for a test (or fixture) calling `importorskip` when it runs."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") and report.skipped and _missing_module_skip(report):
+        report.outcome = "failed"
+
+
 @pytest.fixture(scope="session")
 def coco_dir() -> Path:
     return require_shared(COCO_DIR)
