@@ -84,6 +84,28 @@ def test_input_unchanged_and_output_is_new_rgb_uint8():
     assert out.shape == (120, 160, 3) and out.dtype == np.uint8
     assert not np.shares_memory(out, image)
     assert (out != image).any()
+    # RGB, drawn on a copy of this image: the last person's last keypoint is on top, in its palette colour (not
+    # BGR), and pixels far from every box, keypoint and link keep the input's values.
+    assert pixel(out, *kpts[1, -1]) == COCO.keypoint_colors[-1]
+    far = np.ones((120, 160), bool)
+    for x, y in kpts.reshape(-1, 2):
+        far[max(int(y) - 8, 0) : int(y) + 9, max(int(x) - 8, 0) : int(x) + 9] = False
+    for x, y, w, h in ([10, 10, 50, 80], [60, 20, 40, 60]):
+        far[max(y - 4, 0) : y + h + 5, max(x - 4, 0) : x + w + 5] = False
+    far &= ~skeleton_mask(kpts, (120, 160))
+    assert far.sum() > 1000
+    np.testing.assert_array_equal(out[far], image[far])
+
+
+def skeleton_mask(kpts: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels within 6 px of any COCO skeleton link of these people (where lines may be drawn)."""
+    import cv2
+
+    mask = np.zeros(shape, np.uint8)
+    for person in kpts:
+        for a, b in COCO.skeleton:
+            cv2.line(mask, tuple(map(int, person[a])), tuple(map(int, person[b])), 1, 13)
+    return mask.astype(bool)
 
 
 def test_pil_and_grey_inputs():
