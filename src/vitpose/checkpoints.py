@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from vitpose.config import CONFIG_NAME, PRESETS, VitPoseBackboneConfig, VitPoseConfig, apply_dataset_layout
-from vitpose.errors import CheckpointError
+from vitpose.errors import CheckpointError, ConfigError
 from vitpose.hub import is_hub_id, resolve_file
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
@@ -84,8 +84,13 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             if key in data and isinstance(data[key], Mapping):
                 data = data[key]
                 break
-    if not isinstance(data, Mapping) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise CheckpointError(f"{path} does not hold a state dict of tensors")
+    if not isinstance(data, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in data.items()
+    ):
+        raise CheckpointError(
+            f"{path} does not hold a state dict (names -> tensors): not a model checkpoint, pass the model's "
+            "weights file"
+        )
     return dict(data)
 
 
@@ -206,7 +211,13 @@ def hf_to_native(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         names = [f"backbone.encoder.layer.{i}.attention.attention.{p}.{kind}" for p in ("query", "key", "value")]
         tensors = [parts["query"], parts["key"], parts["value"]]
         fused = _fuse_from_file(tensors, names, state)
-        out[f"backbone.blocks.{i}.attn.qkv.{kind}"] = torch.cat(tensors) if fused is None else fused
+        if fused is None:
+            if len({(t.shape[1:], t.dtype) for t in tensors}) != 1 or any(t.ndim == 0 for t in tensors):
+                parts = zip(("query", "key", "value"), tensors, strict=True)
+                shapes = ", ".join(f"{p} {tuple(t.shape)} {t.dtype}" for p, t in parts)
+                raise CheckpointError(f"layer {i}: the attention {kind} tensors do not fit together ({shapes})")
+            fused = torch.cat(tensors)
+        out[f"backbone.blocks.{i}.attn.qkv.{kind}"] = fused
     if unexpected:
         raise CheckpointError(f"unexpected keys in the checkpoint: {_list_keys(unexpected)}")
     return out
@@ -264,8 +275,22 @@ def infer_config(state: Mapping[str, torch.Tensor]) -> VitPoseConfig:
     """Config of an original ViTPose checkpoint, from its tensor shapes (vitpose key names).
 
     Width picks the preset (number of attention heads cannot be seen in shapes); depth, decoder type, keypoint
-    counts, experts, part features and input size are read off the tensors.
+    counts, experts, part features and input size are read off the tensors. Shapes that describe no ViTPose (a
+    tensor of the wrong rank, a depth or size out of the config's bounds) are a `CheckpointError`.
     """
+    try:
+        return _infer_config(state)
+    except CheckpointError:
+        raise
+    except ConfigError as err:
+        raise CheckpointError(f"the tensor shapes describe no valid ViTPose: {err}") from None
+    except (IndexError, KeyError, TypeError, ValueError, ZeroDivisionError) as err:
+        raise CheckpointError(
+            f"not a ViTPose checkpoint: its tensors do not have a ViTPose's shapes ({type(err).__name__}: {err})"
+        ) from None
+
+
+def _infer_config(state: Mapping[str, torch.Tensor]) -> VitPoseConfig:
 
     def need(key: str) -> torch.Tensor:
         if key not in state:
@@ -351,6 +376,12 @@ def check_keys(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source
         f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
         for k, v in expected.items()
         if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    shapes += [
+        f"{k}: checkpoint dtype {state[k].dtype} vs model {v.dtype}"
+        for k, v in expected.items()
+        if k in state
+        and (state[k].is_floating_point() != v.is_floating_point() or state[k].is_complex() or state[k].is_sparse)
     ]
     if shapes:
         problems.append(

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import numbers
 import os
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vitpose.datasets.coco import read_json
 from vitpose.datasets.metadata import get_dataset_info
 from vitpose.errors import ConfigError
 from vitpose.hub import resolve_file
@@ -71,6 +74,187 @@ _PORT_COCO_NAMES = (
     "Nose", "L_Eye", "R_Eye", "L_Ear", "R_Ear", "L_Shoulder", "R_Shoulder", "L_Elbow", "R_Elbow", "L_Wrist",
     "R_Wrist", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R_Ankle",
 )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- bounds of the config values
+# Every value of a config is checked here, against this one table, when a config is built (`VitPoseBackboneConfig`
+# and `VitPoseConfig` construction; `from_dict`, `from_json_file` and `from_pretrained` go through it): a wrong type,
+# a value out of range or nested JSON is a `ConfigError` naming the field, the value and the valid range, before
+# anything is allocated. The bounds are generous for every published model and tight enough that no config can ask
+# for more memory than a large machine has:
+#
+# - published: ViT-S/B/L/H (384..1280 wide, 12..32 blocks, 12..16 heads), ViTPose-G (ViT-g: 1408 wide, 40 blocks),
+#   inputs 256x192 .. 576x432 with 16-pixel patches, ViTPose++ with 6 experts, heads of 14 .. 133 keypoints
+#   (COCO-WholeBody), heatmaps 4x the token grid;
+# - bounds: width <= 2048, depth <= 64, heads <= 64, MLP ratio <= 16, experts <= 16, input sides <= 2048 px,
+#   patches <= 64 px, at most 4096 tokens (a 1024x1024 input at 16-px patches), <= 1024 keypoints per head,
+#   <= 16 heads, upsampling <= 16, and two derived limits below: at most MAX_PARAMETERS backbone weights (8 GB in
+#   float32; ViTPose-G has 1.0e9) and MAX_HEATMAP_VALUES heatmap values per crop (64 MiB in float32; COCO-WholeBody
+#   at 256x192 has 0.4e6).
+MAX_PARAMETERS = 2_000_000_000
+MAX_TOKENS = 4096
+MAX_HEATMAP_VALUES = 2**24
+MAX_NESTING = 32  # JSON nesting of a config file (and of the values in it); real configs nest 3 levels
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The type and range of one config value: `kind` "int", "float", "bool", "str", "size" (an int or a pair of
+    ints: image and patch size), "ints" (a list of ints), "pairs" (a list of [int, int]); `low` / `high` inclusive
+    bounds (`open_low`: `low` itself excluded); `choices` for "str"; `none`: None is allowed (left unset)."""
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    choices: tuple[str, ...] = ()
+    none: bool = False
+    max_len: int | None = None
+
+    def describe(self) -> str:
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "str":
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        lo = "(" if self.open_low else "["
+        rng = f"{lo}{_num(self.low)}, {_num(self.high)}]"
+        what = {
+            "int": f"an integer in {rng}",
+            "float": f"a number in {rng}",
+            "size": f"an integer or a [height, width] pair of integers in {rng}",
+            "ints": f"a list of integers in {rng}",
+            "pairs": "a list of [i, j] pairs of keypoint indices",
+        }[self.kind]
+        if self.max_len is not None:
+            what += f" (at most {self.max_len} entries)"
+        return what + (" or null" if self.none else "")
+
+
+def _num(value: float | None) -> str:
+    return "inf" if value is None else (str(int(value)) if float(value).is_integer() else repr(value))
+
+
+BACKBONE_BOUNDS: dict[str, Bound] = {
+    "image_size": Bound("size", 1, 2048),
+    "patch_size": Bound("size", 1, 64),
+    "num_channels": Bound("int", 1, 16),
+    "hidden_size": Bound("int", 1, 2048),
+    "num_hidden_layers": Bound("int", 1, 64),
+    "num_attention_heads": Bound("int", 1, 64),
+    "mlp_ratio": Bound("float", 0, 16, open_low=True),
+    "num_experts": Bound("int", 1, 16),
+    "part_features": Bound("int", 0, 2048),
+    "hidden_act": Bound("str", choices=("gelu", "gelu_python")),
+    "hidden_dropout_prob": Bound("float", 0, 1),
+    "attention_probs_dropout_prob": Bound("float", 0, 1),
+    "drop_path_rate": Bound("float", 0, 1),
+    "initializer_range": Bound("float", 0, 1),
+    "layer_norm_eps": Bound("float", 0, 1, open_low=True),
+    "qkv_bias": Bound("bool"),
+    "out_indices": Bound("ints", -65, 64, none=True, max_len=65),
+}
+MODEL_BOUNDS: dict[str, Bound] = {
+    "num_labels": Bound("int", 1, 1024, none=True),
+    "use_simple_decoder": Bound("bool"),
+    "scale_factor": Bound("int", 1, 16),
+    "initializer_range": Bound("float", 0, 1),
+    "edges": Bound("pairs", none=True, max_len=100_000),
+    "associate_num_labels": Bound("ints", 1, 1024, none=True, max_len=16),
+    "flip_pairs": Bound("pairs", none=True, max_len=100_000),
+}
+
+
+def _bad(field: str, bound: Bound, value: Any) -> ConfigError:
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return ConfigError(f"config field {field!r} must be {bound.describe()}, got {shown}")
+
+
+def _as_int(value: Any) -> int | None:
+    """`value` as an int where it is one (an integral float such as 12.0 too), else None; bools are not ints."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real) and math.isfinite(float(value)) and float(value).is_integer():
+        return int(value)
+    return None
+
+
+def _in_range(value: float, bound: Bound) -> bool:
+    if bound.low is not None and (value <= bound.low if bound.open_low else value < bound.low):
+        return False
+    return bound.high is None or value <= bound.high
+
+
+def checked(field: str, value: Any, bound: Bound) -> Any:
+    """`value` converted to the type of `bound` (int, float, bool, str, [int, int], list of ints, list of pairs),
+    or a `ConfigError` naming `field`, the value and the valid range."""
+    if value is None and bound.none:
+        return None
+    kind = bound.kind
+    if kind == "bool":
+        if isinstance(value, bool):
+            return bool(value)
+        raise _bad(field, bound, value)
+    if kind == "str":
+        if isinstance(value, str) and value in bound.choices:
+            return value
+        raise _bad(field, bound, value)
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise _bad(field, bound, value)
+        number = float(value)
+        if not math.isfinite(number) or not _in_range(number, bound):
+            raise _bad(field, bound, value)
+        return value if isinstance(value, int) else number
+    if kind == "int":
+        number = _as_int(value)
+        if number is None or not _in_range(number, bound):
+            raise _bad(field, bound, value)
+        return number
+    if kind == "size":
+        items = [value, value] if _as_int(value) is not None else value
+        if not isinstance(items, (list, tuple)) or len(items) != 2:
+            raise _bad(field, bound, value)
+        sides = [_as_int(v) for v in items]
+        if any(s is None or not _in_range(s, bound) for s in sides):
+            raise _bad(field, bound, value)
+        return sides
+    if not isinstance(value, (list, tuple)) or (bound.max_len is not None and len(value) > bound.max_len):
+        raise _bad(field, bound, value)
+    if kind == "ints":
+        ints = [_as_int(v) for v in value]
+        if any(i is None or not _in_range(i, bound) for i in ints):
+            raise _bad(field, bound, value)
+        return ints
+    if kind == "pairs":
+        pairs = []
+        for pair in value:
+            ints = [_as_int(v) for v in pair] if isinstance(pair, (list, tuple)) else [None]
+            if len(ints) != 2 or any(i is None for i in ints):
+                raise _bad(field, bound, value)
+            pairs.append(ints)
+        return pairs
+    raise AssertionError(kind)
+
+
+def check_nesting(value: Any, what: str, limit: int = MAX_NESTING) -> None:
+    """A `ConfigError` where `value` (JSON-like: dicts and lists) nests deeper than `limit` levels; iterative, so
+    that a hostile nesting cannot raise a RecursionError here (nor later, in the copies and `to_dict`)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            raise ConfigError(f"{what} nests more than {limit} levels deep: not a model config")
+        stack.extend((child, depth + 1) for child in children)
 
 
 def apply_dataset_layout(config: VitPoseConfig, dataset_index: int = 0) -> None:
@@ -226,6 +410,37 @@ def preset_config(
     )
 
 
+def _keywords(data: Any, what: str) -> dict[str, Any]:
+    """A deep copy of a config dict to pass as keyword arguments, or a `ConfigError` for one that is not a dict,
+    nests too deeply or has keys that cannot be keywords."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"the {what} must be a JSON object, got {type(data).__name__} {data!r:.60}")
+    check_nesting(data, f"the {what}")
+    for key in data:
+        if not isinstance(key, str) or key == "self":
+            raise ConfigError(f"the {what} has the key {key!r:.60}, which is not a config field")
+    return copy.deepcopy(dict(data))
+
+
+def _id2label(value: Any) -> dict[int, str]:
+    """`id2label` with int keys, or a `ConfigError` for anything but an object of index -> name."""
+    if isinstance(value, dict):
+        out = {}
+        for key, name in value.items():
+            index = _as_int(key)
+            if index is None and isinstance(key, str) and key.strip().isdigit() and len(key) < 20:
+                index = int(key)
+            if index is None or index < 0 or not isinstance(name, str):
+                break
+            out[index] = name
+        else:
+            return out
+    raise ConfigError(
+        f'config field \'id2label\' must be an object of keypoint index -> name such as {{"0": "nose"}}, '
+        f"got {value!r:.80}"
+    )
+
+
 class VitPoseBackboneConfig:
     """Settings of the ViT backbone (transformers' `VitPoseBackboneConfig` keys).
 
@@ -258,30 +473,43 @@ class VitPoseBackboneConfig:
         out_features: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.image_size = _pair(image_size, "image_size")
-        self.patch_size = _pair(patch_size, "patch_size")
-        self.num_channels = int(num_channels)
-        self.hidden_size = int(hidden_size)
-        self.num_hidden_layers = int(num_hidden_layers)
-        self.num_attention_heads = int(num_attention_heads)
-        self.mlp_ratio = mlp_ratio
-        self.num_experts = int(num_experts)
-        self.part_features = int(part_features)
-        self.hidden_act = hidden_act
-        self.hidden_dropout_prob = float(hidden_dropout_prob)
-        self.attention_probs_dropout_prob = float(attention_probs_dropout_prob)
-        self.drop_path_rate = float(drop_path_rate)
-        self.initializer_range = float(initializer_range)
-        self.layer_norm_eps = float(layer_norm_eps)
-        self.qkv_bias = bool(qkv_bias)
+        b = BACKBONE_BOUNDS
+        self.image_size = checked("image_size", image_size, b["image_size"])
+        self.patch_size = checked("patch_size", patch_size, b["patch_size"])
+        self.num_channels = checked("num_channels", num_channels, b["num_channels"])
+        self.hidden_size = checked("hidden_size", hidden_size, b["hidden_size"])
+        self.num_hidden_layers = checked("num_hidden_layers", num_hidden_layers, b["num_hidden_layers"])
+        self.num_attention_heads = checked("num_attention_heads", num_attention_heads, b["num_attention_heads"])
+        ratio = checked("mlp_ratio", mlp_ratio, b["mlp_ratio"])
+        self.mlp_ratio = mlp_ratio if isinstance(mlp_ratio, int) and not isinstance(mlp_ratio, bool) else ratio
+        self.num_experts = checked("num_experts", num_experts, b["num_experts"])
+        self.part_features = checked("part_features", part_features, b["part_features"])
+        self.hidden_act = checked("hidden_act", hidden_act, b["hidden_act"])
+        self.hidden_dropout_prob = checked("hidden_dropout_prob", hidden_dropout_prob, b["hidden_dropout_prob"])
+        self.attention_probs_dropout_prob = checked(
+            "attention_probs_dropout_prob", attention_probs_dropout_prob, b["attention_probs_dropout_prob"]
+        )
+        self.drop_path_rate = checked("drop_path_rate", drop_path_rate, b["drop_path_rate"])
+        self.initializer_range = checked("initializer_range", initializer_range, b["initializer_range"])
+        self.layer_norm_eps = checked("layer_norm_eps", layer_norm_eps, b["layer_norm_eps"])
+        self.qkv_bias = checked("qkv_bias", qkv_bias, b["qkv_bias"])
         stage_names = self.stage_names
+        out_indices = checked("out_indices", out_indices, b["out_indices"])
         if out_indices is None and out_features is not None:
+            if not isinstance(out_features, (list, tuple)) or not all(f in stage_names for f in out_features):
+                raise ConfigError(
+                    f"config field 'out_features' must be a list of stage names ('stem', 'stage1' .. "
+                    f"'stage{self.num_hidden_layers}'), got {out_features!r:.80}"
+                )
             out_indices = [stage_names.index(f) for f in out_features]
         if out_indices is None:
             out_indices = [self.num_hidden_layers]
-        self.out_indices = [int(i) if i >= 0 else len(stage_names) + int(i) for i in out_indices]
+        if not out_indices:
+            raise ConfigError("config field 'out_indices' must name at least one block, got []")
+        self.out_indices = [i if i >= 0 else len(stage_names) + i for i in out_indices]
         kwargs.pop("stage_names", None)
         kwargs.pop("model_type", None)
+        check_nesting(kwargs, "the backbone config")
         self.extra: dict[str, Any] = kwargs
         self.validate()
 
@@ -307,17 +535,58 @@ class VitPoseBackboneConfig:
     def is_moe(self) -> bool:
         return self.num_experts > 1
 
+    @property
+    def num_parameters(self) -> int:
+        """The backbone's weight count, from the sizes alone (what `validate` bounds by `MAX_PARAMETERS`)."""
+        width, mlp = self.hidden_size, int(self.hidden_size * self.mlp_ratio)
+        rows, cols = self.grid_size
+        block = 4 * width * width + 2 * width * mlp + mlp + 9 * width
+        if self.is_moe:
+            block += (self.num_experts - 1) * (mlp + 1) * self.part_features  # the experts replace part of fc2
+        patch = self.num_channels * width * self.patch_size[0] * self.patch_size[1] + width
+        return self.num_hidden_layers * block + patch + (max(rows * cols, 0) + 1) * width + 2 * width
+
     def validate(self) -> None:
+        """The checks across fields (each field's own type and range are checked on construction, `checked`)."""
         if self.hidden_size % self.num_attention_heads:
             raise ConfigError(
-                f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}"
+                f"config field 'hidden_size' ({self.hidden_size}) must be a multiple of 'num_attention_heads' "
+                f"({self.num_attention_heads})"
             )
         if self.num_experts > 1 and not 0 < self.part_features < self.hidden_size:
-            raise ConfigError(f"part_features must be in (0, hidden_size={self.hidden_size}), got {self.part_features}")
-        if self.hidden_act not in ("gelu", "gelu_python"):
-            raise ConfigError(f"hidden_act {self.hidden_act!r} is not supported; ViTPose uses exact 'gelu'")
+            raise ConfigError(
+                f"config field 'part_features' must be in (0, hidden_size={self.hidden_size}) for "
+                f"{self.num_experts} experts, got {self.part_features}"
+            )
+        if int(self.hidden_size * self.mlp_ratio) < 1:
+            raise ConfigError(
+                f"config field 'mlp_ratio' ({self.mlp_ratio}) gives an MLP of no channels for hidden_size "
+                f"{self.hidden_size}"
+            )
         if not all(0 <= i <= self.num_hidden_layers for i in self.out_indices):
-            raise ConfigError(f"out_indices {self.out_indices} out of range for {self.num_hidden_layers} layers")
+            raise ConfigError(
+                f"config field 'out_indices' ({self.out_indices}) out of range for {self.num_hidden_layers} layers: "
+                f"valid 0..{self.num_hidden_layers}"
+            )
+        for side, size, patch in zip(("height", "width"), self.image_size, self.patch_size, strict=True):
+            if patch > size + 4:
+                raise ConfigError(
+                    f"config field 'patch_size' ({patch}) is larger than the image {side} {size} + the padding 4: "
+                    "no patch fits"
+                )
+        rows, cols = self.grid_size
+        if rows * cols > MAX_TOKENS:
+            raise ConfigError(
+                f"config fields 'image_size' {self.image_size} and 'patch_size' {self.patch_size} give "
+                f"{rows}x{cols} = {rows * cols} tokens, more than {MAX_TOKENS} (a 1024x1024 input at 16-pixel "
+                "patches): use a smaller input or larger patches"
+            )
+        if self.num_parameters > MAX_PARAMETERS:
+            raise ConfigError(
+                f"the backbone of hidden_size {self.hidden_size}, num_hidden_layers {self.num_hidden_layers}, "
+                f"mlp_ratio {self.mlp_ratio} and num_experts {self.num_experts} has {self.num_parameters:.3g} "
+                f"weights, more than {MAX_PARAMETERS:.0e} (ViTPose-G has 1.0e9): not a ViTPose size"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.extra)
@@ -347,7 +616,7 @@ class VitPoseBackboneConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VitPoseBackboneConfig:
-        return cls(**copy.deepcopy(data))
+        return cls(**_keywords(data, "backbone_config"))
 
     def __repr__(self) -> str:
         return f"VitPoseBackboneConfig({json.dumps(self.to_dict(), sort_keys=True)})"
@@ -391,21 +660,27 @@ class VitPoseConfig:
         dataset_info: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        m = MODEL_BOUNDS
         if backbone_config is None:
             backbone_config = VitPoseBackboneConfig()
         elif isinstance(backbone_config, dict):
             backbone_config = VitPoseBackboneConfig.from_dict(backbone_config)
         elif not isinstance(backbone_config, VitPoseBackboneConfig):
             # A transformers VitPoseBackboneConfig (or anything with to_dict) is accepted too.
-            if not hasattr(backbone_config, "to_dict"):
-                raise TypeError(f"backbone_config must be a VitPoseBackboneConfig or dict, got {type(backbone_config)}")
-            backbone_config = VitPoseBackboneConfig.from_dict(backbone_config.to_dict())
+            as_dict = backbone_config.to_dict() if callable(getattr(backbone_config, "to_dict", None)) else None
+            if not isinstance(as_dict, dict):
+                raise ConfigError(
+                    f"config field 'backbone_config' must be an object (a VitPoseBackboneConfig or its dict), got "
+                    f"{type(backbone_config).__name__} {backbone_config!r:.60}"
+                )
+            backbone_config = VitPoseBackboneConfig.from_dict(as_dict)
         self.backbone_config: VitPoseBackboneConfig = backbone_config
         if id2label is not None:
-            id2label = {int(k): v for k, v in id2label.items()}
+            id2label = _id2label(id2label)
+        num_labels = checked("num_labels", num_labels, m["num_labels"])
         if num_labels is None:
-            num_labels = len(id2label) if id2label else 17
-        self.num_labels = int(num_labels)
+            num_labels = checked("num_labels", len(id2label) if id2label else 17, m["num_labels"])
+        self.num_labels = num_labels
         generic = id2label is not None and all(v == f"LABEL_{k}" for k, v in id2label.items())
         coco_names = get_dataset_info("coco").keypoint_names
         if id2label is not None and tuple(id2label.get(i) for i in range(len(id2label))) == _PORT_COCO_NAMES:
@@ -416,25 +691,32 @@ class VitPoseConfig:
             id2label = dict(enumerate(names))
         self.id2label: dict[int, str] = id2label
         self.label2id: dict[str, int] = {v: k for k, v in id2label.items()}
-        self.use_simple_decoder = bool(use_simple_decoder)
-        self.scale_factor = int(scale_factor)
-        self.initializer_range = float(initializer_range)
+        self.use_simple_decoder = checked("use_simple_decoder", use_simple_decoder, m["use_simple_decoder"])
+        self.scale_factor = checked("scale_factor", scale_factor, m["scale_factor"])
+        self.initializer_range = checked("initializer_range", initializer_range, m["initializer_range"])
+        edges = checked("edges", edges, m["edges"])
         if edges is None and self.num_labels == 17:
-            edges = get_dataset_info("coco").skeleton
-        self.edges: list[list[int]] | None = [list(map(int, e)) for e in edges] if edges is not None else None
-        self.associate_num_labels: list[int] = [int(k) for k in (associate_num_labels or [])]
-        self.flip_pairs: list[list[int]] | None = (
-            [list(map(int, p)) for p in flip_pairs] if flip_pairs is not None else None
+            edges = [list(e) for e in get_dataset_info("coco").skeleton]
+        self.edges: list[list[int]] | None = edges
+        self.associate_num_labels: list[int] = (
+            checked("associate_num_labels", associate_num_labels, m["associate_num_labels"]) or []
         )
+        self.flip_pairs: list[list[int]] | None = checked("flip_pairs", flip_pairs, m["flip_pairs"])
+        if dataset_info is not None and not isinstance(dataset_info, dict):
+            raise ConfigError(
+                f"config field 'dataset_info' must be an object (a data-set description) or null, got "
+                f"{type(dataset_info).__name__} {dataset_info!r:.60}"
+            )
+        check_nesting(dataset_info, "config field 'dataset_info'")
         self.dataset_info: dict[str, Any] | None = copy.deepcopy(dict(dataset_info)) if dataset_info else None
         for key in ("model_type", "transformers_version"):
             kwargs.pop(key, None)
+        check_nesting(kwargs, "the model config")
         self.extra: dict[str, Any] = kwargs
         self._validate()
 
     def _validate(self) -> None:
-        if self.num_labels < 1:
-            raise ConfigError(f"num_labels must be >= 1, got {self.num_labels}")
+        """The checks across fields (each field's own type and range are checked on construction, `checked`)."""
         for name, pairs in (("edges", self.edges), ("flip_pairs", self.flip_pairs)):
             for pair in pairs or []:
                 if len(pair) != 2 or not all(0 <= i < self.num_labels for i in pair):
@@ -444,8 +726,14 @@ class VitPoseConfig:
         experts = self.backbone_config.num_experts
         if self.backbone_config.is_moe and len(self.associate_num_labels) >= experts:
             raise ConfigError(f"{len(self.associate_num_labels)} extra heads but only {experts} experts")
-        if any(k < 1 for k in self.associate_num_labels):
-            raise ConfigError(f"associate_num_labels must be >= 1, got {self.associate_num_labels}")
+        width, height = self.heatmap_size
+        values = max([self.num_labels, *self.associate_num_labels]) * width * height
+        if values > MAX_HEATMAP_VALUES:
+            raise ConfigError(
+                f"the heatmaps of this config ({width}x{height} for up to "
+                f"{max([self.num_labels, *self.associate_num_labels])} keypoints: {values:.3g} values per crop) are "
+                f"larger than {MAX_HEATMAP_VALUES:.3g}: lower 'num_labels', 'scale_factor' or the input size"
+            )
         names = (self.dataset_info or {}).get("keypoints", [])
         if self.dataset_info is not None and (not isinstance(names, list) or len(names) != self.num_labels):
             raise ConfigError(f"dataset_info must list the main head's {self.num_labels} keypoints, got {names!r:.80}")
@@ -565,20 +853,26 @@ class VitPoseConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VitPoseConfig:
-        data = copy.deepcopy(data)
+        """A config from its dict (`config.json`); any wrong value is a `ConfigError` naming the field."""
+        data = _keywords(data, "model config")
         if data.get("model_type", "vitpose") != "vitpose":
-            raise ConfigError(f"config has model_type {data.get('model_type')!r}, expected 'vitpose'")
+            raise ConfigError(f"config has model_type {data.get('model_type')!r:.60}, expected 'vitpose'")
         return cls(**data)
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike[str]) -> VitPoseConfig:
+        """Read `config.json`; an unreadable file or any wrong value is a `ConfigError` naming the file."""
+        expected = "the config.json of a ViTPose checkpoint"
         try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ConfigError(f"cannot read model config {path}: {err}") from err
+            data = read_json(path, "model config", expected=expected, error=ConfigError)
+        except ConfigError as err:
+            raise ConfigError(f"cannot read model config: {err}") from None
         if not isinstance(data, dict):
-            raise ConfigError(f"model config {path} is not a JSON object")
-        return cls.from_dict(data)
+            raise ConfigError(f"model config {path} is not a JSON object: pass {expected}")
+        try:
+            return cls.from_dict(data)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}; fix the file or download the checkpoint again") from None
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike[str], **hub_kwargs: Any) -> VitPoseConfig:
