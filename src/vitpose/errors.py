@@ -21,17 +21,7 @@ class ConfigError(VitPoseError):
 
 
 class ImageReadError(VitPoseError):
-    """An input image that cannot be read; the message names the file and the reason.
-
-    Attributes:
-        path: the file (None for an array or tensor).
-        reason: the message without the file name (what is wrong and what to do), for lines that name it already.
-    """
-
-    def __init__(self, message: str, *, path: str | None = None, reason: str | None = None) -> None:
-        super().__init__(message)
-        self.path = path
-        self.reason = message if reason is None else reason
+    """An input image that cannot be read; the message names the file and the reason."""
 
 
 class DatasetError(VitPoseError):
@@ -54,6 +44,10 @@ class DeviceError(VitPoseError):
     """A device that does not exist here or that the options disagree on."""
 
 
+class OutputError(VitPoseError):
+    """An output that would replace one of the run's inputs (or cannot be written); nothing was written."""
+
+
 __all__ = [
     "AnnotationError",
     "CheckpointError",
@@ -63,5 +57,6 @@ __all__ = [
     "DeviceError",
     "ImageReadError",
     "MissingDependencyError",
+    "OutputError",
     "VitPoseError",
 ]

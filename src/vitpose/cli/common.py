@@ -10,6 +10,7 @@ file fills in what the command line does not give).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -19,7 +20,9 @@ from vitpose.errors import VitPoseError
 __all__ = [
     "DEFAULT_MODEL",
     "DETECTORS",
+    "INTERRUPTED",
     "add_detector_options",
+    "add_model_files",
     "add_model_options",
     "add_threshold_options",
     "dataset_arg",
@@ -31,6 +34,7 @@ __all__ = [
 ]
 
 DEFAULT_MODEL = "usyd-community/vitpose-base-simple"
+INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report Ctrl-C)
 DETECTORS = ("auto", "rtdetr", "hog", "full-image")  # vitpose.detectors.DETECTOR_NAMES, without importing torch
 DATASET_HELP = (
     "data set: coco, aic, mpii, ap10k, apt36k, wholebody, an index 0-5, or a custom data set JSON file (keypoints, "
@@ -204,10 +208,24 @@ def estimator_from_args(args: argparse.Namespace, detector: Any = None) -> Any:
     )
 
 
+# ---------------------------------------------------------------------------------------------- outputs
+def add_model_files(inputs: Any, model: Any, what: str = "the --model checkpoint") -> None:
+    """Add a local checkpoint (a file, or the files of a folder) to `inputs` (a `vitpose.outputs.InputFiles`); a hub
+    id adds nothing."""
+    from vitpose.outputs import files_of
+
+    if isinstance(model, str | os.PathLike):
+        for path in files_of(model):
+            inputs.add(what, path)
+
+
 # ---------------------------------------------------------------------------------------------- error handler
 def run(args: argparse.Namespace) -> int:
     """Run a parsed command (`args.func(args)`, `args.command` its name): its exit code.
 
+    Ctrl-C (SIGINT) and SIGTERM raise `KeyboardInterrupt` while the command runs (`vitpose.outputs.stop_signals`;
+    held while a result is being written, `vitpose.outputs.protected`); a command that streams results catches it,
+    keeps what it finished and returns `INTERRUPTED` (130); elsewhere it ends the command with one line and 130.
     What the user can fix is one line on stderr, `vitpose CMD: error: MESSAGE`, and exit code 2: every such error
     derives from `VitPoseError`, files add `OSError`. Anything else is a bug and keeps its traceback. Warnings are
     shown as one plain line each, `vitpose CMD: warning: ...` (once per place, even where this process warned
@@ -215,7 +233,9 @@ def run(args: argparse.Namespace) -> int:
     """
     import warnings
 
-    with warnings.catch_warnings():
+    from vitpose.outputs import stop_signals
+
+    with warnings.catch_warnings(), stop_signals() as interruption:
         warnings.simplefilter("default")
         warnings.showwarning = _plain_warning(args.command)
         try:
@@ -224,6 +244,9 @@ def run(args: argparse.Namespace) -> int:
             message = " ".join(line.strip() for line in str(err).splitlines() if line.strip()) or repr(err)
             print(f"vitpose {args.command}: error: {message}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:  # a command that streams results catches it itself and says what it kept
+            print(f"vitpose {args.command}: interrupted ({interruption.signal or 'Ctrl-C'})", file=sys.stderr)
+            return INTERRUPTED
 
 
 def _plain_warning(command: str) -> Any:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from vitpose.cli.common import dataset_arg
+from vitpose.outputs import InputFiles, files_of, replace_durably
 
 __all__ = ["add_info_parser", "add_parser", "describe", "run", "run_info"]
 
@@ -21,7 +25,7 @@ def add_parser(subparsers: Any) -> None:
         "associate_heads.*, which transformers ignores).",
     )
     convert.add_argument("source", help="original ViTPose .pth file, hub id or hub-format directory")
-    convert.add_argument("out_dir", help="output directory")
+    convert.add_argument("out_dir", help="output directory (never the source checkpoint's folder)")
     convert.add_argument(
         "--fold",
         metavar="DATASET",
@@ -47,13 +51,30 @@ def run(args: argparse.Namespace) -> int:
     from vitpose.models.pose import VitPoseForPoseEstimation
     from vitpose.processor import VitPoseImageProcessor
 
+    out_dir = Path(args.out_dir)
+    inputs = InputFiles()
+    for path in files_of(args.source):
+        inputs.add("the source checkpoint", path)
+    written = ["config.json", "pytorch_model.bin" if args.bin else "model.safetensors", "preprocessor_config.json"]
+    inputs.check_outputs(
+        [out_dir / name for name in written], option=f"OUT_DIR {out_dir}", hint="convert into another folder"
+    )
     model = VitPoseForPoseEstimation.from_pretrained(args.source)
     if args.fold is not None:
         fold = args.fold.dataset_index if isinstance(args.fold, DatasetInfo) else args.fold  # a custom file's index
         model = model.fold_experts(fold)
-    model.save_pretrained(args.out_dir, safe_serialization=not args.bin)
-    height, width = model.config.backbone_config.image_size
-    VitPoseImageProcessor(size={"height": height, "width": width}).save_pretrained(args.out_dir)
+    # Written in a folder beside OUT_DIR, then each file renamed into it: a stopped or failed conversion leaves no
+    # half file in OUT_DIR (the files already there stay as they were).
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        model.save_pretrained(staging, safe_serialization=not args.bin)
+        height, width = model.config.backbone_config.image_size
+        VitPoseImageProcessor(size={"height": height, "width": width}).save_pretrained(staging)
+        for path in sorted(staging.iterdir()):
+            replace_durably(path, out_dir / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     print(f"wrote {args.out_dir}: {describe(model)}")
     return 0
 

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vitpose.cli.common import DEFAULT_MODEL, add_model_options, add_threshold_options
+from vitpose.cli.common import DEFAULT_MODEL, INTERRUPTED, add_model_files, add_model_options, add_threshold_options
 from vitpose.errors import VitPoseError
+from vitpose.outputs import InputFiles, atomic_write_text, files_of, protected, stop_signal
 
 __all__ = ["add_parser", "run"]
 
@@ -32,40 +33,56 @@ def add_parser(subparsers: Any) -> None:
     ev.add_argument("--predictions", help="score this COCO keypoint results file (no model)")
     add_threshold_options(ev, det_thr=0.0, kpt_thr=None)  # 0.0: every detection, as the original
     ev.add_argument("--headboxes", help="MPII: the official mpii_gt_val.mat with the head boxes of PCKh")
-    ev.add_argument("--out", help="write the scored predictions (JSON) here")
+    ev.add_argument(
+        "--out",
+        help="write the scored predictions (JSON) here (atomically; on Ctrl-C or SIGTERM, those of the images "
+        "done, and no metrics: exit code 130)",
+    )
     ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     ev.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """The handler of `vitpose eval`: 0; raises VitPoseError/OSError on bad input."""
+    """The handler of `vitpose eval`: 0, 130 when interrupted; raises VitPoseError/OSError on bad input."""
     if args.predictions:
         return _score_file(args)
     if not args.images:
         raise VitPoseError(
             "--images DIR is needed to run a model (or pass --predictions P.json to score a results file)"
         )
-    from vitpose.evaluation import evaluate
+    from vitpose.evaluation import EvaluationInterrupted, evaluate
 
-    report = evaluate(
-        args.model or DEFAULT_MODEL,
-        args.annotations,
-        args.images,
-        detections=args.detections,
-        dataset=args.dataset,
-        flip_test=args.flip_test,
-        batch_size=args.batch_size,
-        device=args.device,
-        progress=not args.json or sys.stderr.isatty(),
-        det_thr=args.det_thr,
-        nms_thr=None if args.no_nms else args.nms_thr,
-        headboxes=args.headboxes,
-    )
+    _check_out(args)
+    try:
+        report = evaluate(
+            args.model or DEFAULT_MODEL,
+            args.annotations,
+            args.images,
+            detections=args.detections,
+            dataset=args.dataset,
+            flip_test=args.flip_test,
+            batch_size=args.batch_size,
+            device=args.device,
+            progress=not args.json or sys.stderr.isatty(),
+            det_thr=args.det_thr,
+            nms_thr=None if args.no_nms else args.nms_thr,
+            headboxes=args.headboxes,
+        )
+    except EvaluationInterrupted as stop:
+        where = f"stopped after {stop.done} of {stop.total} images; no metrics (they need every image)"
+        if args.out:
+            with protected(raise_pending=False):
+                _write_predictions(args.out, stop.predictions)
+            where += f"; the predictions of the {stop.done} images done are in {args.out}"
+        else:
+            where += " (give --out FILE to keep the predictions of the images done)"
+        print(f"vitpose eval: interrupted ({stop_signal()}): {where}", file=sys.stderr)
+        return INTERRUPTED
     for note in report.notes:
         print(f"vitpose eval: note: {note}", file=sys.stderr)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report.predictions))
+        with protected():
+            _write_predictions(args.out, report.predictions)
     if args.json:
         print(json.dumps(report.metrics))
     else:
@@ -76,6 +93,31 @@ def run(args: argparse.Namespace) -> int:
         )
         print(report.table())
     return 0
+
+
+def _write_predictions(path: str, predictions: list) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(predictions))
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """Refuse an --out that is one of the inputs: the annotations, detections, head boxes, the checkpoint, an
+    image of --images."""
+    if not args.out:
+        return
+    from vitpose.media import is_image_file
+
+    inputs = InputFiles()
+    for option in ("annotations", "detections", "headboxes"):
+        if getattr(args, option):
+            inputs.add(f"the --{option} file", getattr(args, option))
+    add_model_files(inputs, args.model)
+    images = files_of(args.images)
+    for image in images:
+        inputs.add("an image of --images", image)
+    if args.images and is_image_file(args.out):
+        inputs.add_folder("the --images folder", args.images)  # an image file name anywhere in the images' tree
+    inputs.check_outputs([args.out], option="--out", hint="choose another file name for the predictions (JSON)")
 
 
 def _score_file(args: argparse.Namespace) -> int:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from pathlib import Path
 
-from vitpose.cli.common import add_model_options
+from vitpose.cli.common import add_model_files, add_model_options
 from vitpose.errors import VitPoseError
+from vitpose.outputs import InputFiles, atomic_path
 
 CHECK_TOLERANCE = 1e-3  # max |ONNX Runtime - PyTorch| on random crops; float32 reorderings stay near 1e-5
 
@@ -18,9 +21,17 @@ def _export(args: argparse.Namespace) -> int:
 
     if args.format != "onnx":  # argparse's choices already refuse others; kept for direct calls
         raise VitPoseError(f"unknown export format {args.format!r}; supported: onnx")
+    int8_out = _int8_path(args.out) if args.int8 else None
+    inputs = InputFiles()
+    add_model_files(inputs, args.model)
+    inputs.check_outputs(
+        [args.out, *([int8_out] if int8_out else [])], option="--out", hint="write the ONNX file to another path"
+    )
     model = VitPoseForPoseEstimation.from_pretrained(args.model)
     dataset = args.dataset.dataset_index if isinstance(args.dataset, DatasetInfo) else args.dataset  # custom: its index
-    result = export_onnx(model, args.out, dataset=dataset, opset=args.opset, check=not args.no_check)
+    with atomic_path(args.out) as tmp:  # a stopped or failed export leaves no half file (nor an older one changed)
+        result = export_onnx(model, tmp, dataset=dataset, opset=args.opset, check=not args.no_check)
+    result = dataclasses.replace(result, path=Path(args.out))
     print(f"wrote {result}")
     if result.max_abs_diff is not None and not result.max_abs_diff <= CHECK_TOLERANCE:
         print(
@@ -32,9 +43,15 @@ def _export(args: argparse.Namespace) -> int:
     if args.int8:
         from vitpose.inference.backends.onnx import quantize_onnx_int8
 
-        out = quantize_onnx_int8(args.out)
-        print(f"wrote {out} (int8 dynamic quantisation of the MatMul weights)")
+        with atomic_path(int8_out) as tmp:
+            quantize_onnx_int8(args.out, tmp)
+        print(f"wrote {int8_out} (int8 dynamic quantisation of the MatMul weights)")
     return 0
+
+
+def _int8_path(out: str) -> str:
+    """Where --int8 writes: OUT with .int8.onnx (as `quantize_onnx_int8` names it)."""
+    return out[: -len(".onnx")] + ".int8.onnx" if out.endswith(".onnx") else out + ".int8.onnx"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -51,7 +68,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_model_options(
         export, model_required=True, device=None, batch_size=None, flip_test=None, dataset_note=" (default coco)"
     )
-    export.add_argument("--out", required=True, help="the .onnx file to write")
+    export.add_argument(
+        "--out", required=True, help="the .onnx file to write (atomically; never the --model checkpoint)"
+    )
     export.add_argument("--opset", type=int, default=17, help="ONNX opset version (default 17)")
     export.add_argument("--int8", action="store_true", help="also write OUT with .int8.onnx: int8 dynamic quantisation")
     export.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs PyTorch comparison")

@@ -4,13 +4,30 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vitpose.cli.common import add_detector_options, add_model_options, add_threshold_options, estimator_from_args
+from vitpose.cli.common import (
+    INTERRUPTED,
+    add_detector_options,
+    add_model_files,
+    add_model_options,
+    add_threshold_options,
+    estimator_from_args,
+)
+from vitpose.errors import VitPoseError
+from vitpose.outputs import InputFiles, atomic_write_bytes, atomic_write_text, protected, stop_signal
 
-__all__ = ["add_parser", "run"]
+__all__ = ["PREDICTIONS_NAME", "STATE_NAME", "add_parser", "run"]
+
+STATE_NAME = "predictions.partial.jsonl"
+"""The partial results of a run in progress, in --out: a header line (the settings) and one line per finished
+image; removed when the run ends, kept (with a predictions.json of what is done) when it is interrupted."""
+PREDICTIONS_NAME = "predictions.json"
+STATE_VERSION = 1
 
 
 def add_parser(subparsers: Any) -> None:
@@ -20,7 +37,10 @@ def add_parser(subparsers: Any) -> None:
         help="find the people in images, estimate their poses, write annotated images and predictions.json",
         description="Top-down pose estimation over files, folders and glob patterns. Writes one annotated image per "
         "input and predictions.json (COCO keypoint results, with file_name) to --out. An input that cannot be read "
-        "is reported and skipped; the exit code is then 1.",
+        "is reported and skipped; the exit code is then 1. Each finished image is recorded at once (its annotated "
+        f"copy and a line of --out/{STATE_NAME}); Ctrl-C or SIGTERM stops the run with a predictions.json of the "
+        "finished images and exit code 130, and --resume continues it. --out may not hold the inputs: an annotated "
+        "copy never replaces an image.",
     )
     predict.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     add_model_options(predict)
@@ -29,11 +49,18 @@ def add_parser(subparsers: Any) -> None:
     predict.add_argument("--annotations", help="COCO annotations JSON mapping the --boxes image_id to file names")
     add_threshold_options(predict)
     predict.add_argument("--out", default="vitpose_out", help="output folder (vitpose_out)")
+    predict.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run in --out: skip the images it finished and keep their results (the same "
+        "inputs and options; the final predictions.json is that of an uninterrupted run)",
+    )
     predict.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """The handler of `vitpose predict`: 0, 1 when some inputs failed, 2 when there is nothing to process."""
+    """The handler of `vitpose predict`: 0, 1 when some inputs failed, 2 when there is nothing to process, 130 when
+    interrupted (Ctrl-C or SIGTERM; what is finished is written, `--resume` continues)."""
     from tqdm import tqdm
 
     from vitpose.media import FailedImage, expand_inputs, load_image
@@ -44,6 +71,20 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         print("vitpose predict: error: no image to process", file=sys.stderr)
         return 2
+    out = Path(args.out)
+    inputs = InputFiles([("the input image", p) for p in paths])
+    for option in ("boxes", "annotations"):
+        if getattr(args, option):
+            inputs.add(f"the --{option} file", getattr(args, option))
+    add_model_files(inputs, args.model)
+    planned: set[str] = set()
+    inputs.check_outputs(
+        [out / PREDICTIONS_NAME, out / STATE_NAME, *(out / _unique_name(Path(p), planned) for p in paths)],
+        option=f"--out {out}",
+        hint="choose another --out folder (the annotated copies and predictions.json are written there)",
+    )
+    settings = _settings(args)
+    state = _read_state(out, paths, settings, resume=args.resume)  # before the model loads: a refusal is quick
     detector = None  # --detector
     image_ids: dict[str, Any] = {}
     if args.annotations:
@@ -54,48 +95,191 @@ def run(args: argparse.Namespace) -> int:
         from vitpose.detectors import BoxesDetector
 
         detector = BoxesDetector.from_json(args.boxes, annotations=args.annotations, det_thr=args.det_thr)
+        detector.check_inputs(paths)  # before the model loads: ambiguous or missing entries, named
     estimator = estimator_from_args(args, detector)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    predictions: list[dict] = []
-    used_names: set[str] = set()
-    people = 0
-    done = 0
-    progress = tqdm(estimator.iter_predict(paths, errors="report"), total=len(paths), unit="img", file=sys.stderr)
-    for position, result in enumerate(progress):
-        if isinstance(result, FailedImage):
-            failures.append(result)
-            progress.write(f"vitpose predict: {result.source}: {result.reason}", file=sys.stderr)
-            continue
-        path = Path(paths[position])
-        image_id = image_ids.get(path.name, position + 1)
-        predictions.extend(result.to_coco(image_id=image_id))
-        rgb, _ = load_image(path)
-        name = _unique_name(path, used_names)
-        _write_image(out / name, result.draw(rgb, kpt_thr=args.kpt_thr))
-        people += len(result)
-        done += 1
-    (out / "predictions.json").write_text(json.dumps(predictions))
-    print(f"{done} images, {people} poses -> {out / 'predictions.json'} and annotated images in {out}")
+    done: dict[int, dict[str, Any]] = state  # position -> its line of the partial results
+    used_names = {entry["name"] for entry in done.values()}
+    resumed = len(done)
+    todo = [position for position in range(len(paths)) if position not in done]
+    if resumed:
+        print(f"vitpose predict: resuming: {resumed} of {len(paths)} images already done in {out}", file=sys.stderr)
+    processed = resumed  # images finished (results or failures), for "stopped after N of M"
+    interrupted = False
+    with protected():
+        journal = _Journal(out / STATE_NAME, settings, [done[p] for p in sorted(done)])
+    stream = progress = None
+    try:
+        stream = estimator.iter_predict([paths[p] for p in todo], errors="report")
+        progress = tqdm(stream, total=len(paths), initial=resumed, unit="img", file=sys.stderr)
+        for position, result in zip(todo, progress, strict=False):
+            if isinstance(result, FailedImage):
+                failures.append(result)
+                progress.write(f"vitpose predict: {result.source}: {result.reason}", file=sys.stderr)
+                processed += 1
+                continue
+            path = Path(paths[position])
+            image_id = image_ids.get(path.name, position + 1)
+            entry = {
+                "position": position,
+                "input": paths[position],
+                "name": _unique_name(path, used_names, avoid=lambda name: inputs.find(out / name) is not None),
+                "people": len(result),
+                "predictions": result.to_coco(image_id=image_id),
+            }
+            rgb, _ = load_image(path)
+            encoded = _encode_image(entry["name"], result.draw(rgb, kpt_thr=args.kpt_thr))
+            with protected():  # the annotated image and its line are recorded together or not at all
+                atomic_write_bytes(out / entry["name"], encoded)
+                journal.write(entry)
+                done[position] = entry
+                processed += 1
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if progress is not None:
+            progress.close()
+        if stream is not None:
+            stream.close()
+    with protected(raise_pending=False):  # a second signal now would only lose what is finished
+        predictions = [p for position in sorted(done) for p in done[position]["predictions"]]
+        atomic_write_text(out / PREDICTIONS_NAME, json.dumps(predictions))
+        journal.close(remove=not interrupted)
+    people = sum(entry["people"] for entry in done.values())
+    if interrupted:
+        print(f"{len(done)} images, {people} poses -> {out / PREDICTIONS_NAME} and annotated images in {out} (partial)")
+        _report_failures(failures)
+        print(
+            f"vitpose predict: interrupted ({stop_signal()}): stopped after {processed} of {len(paths)} images; "
+            f"rerun with --resume to continue",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
+    print(f"{len(done)} images, {people} poses -> {out / PREDICTIONS_NAME} and annotated images in {out}")
     if failures:
-        print(f"vitpose predict: {len(failures)} input(s) failed:", file=sys.stderr)
-        for failed in failures:
-            print(f"  {failed.source}: {failed.reason}", file=sys.stderr)
+        _report_failures(failures)
         return 1
     return 0
 
 
-def _unique_name(path: Path, used: set[str]) -> str:
+def _report_failures(failures: list[Any]) -> None:
+    if failures:
+        print(f"vitpose predict: {len(failures)} input(s) failed:", file=sys.stderr)
+        for failed in failures:
+            print(f"  {failed.source}: {failed.reason}", file=sys.stderr)
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What decides the results (not the device or the batch size): a resumed run must have the same."""
+    dataset = args.dataset
+    if dataset is not None and not isinstance(dataset, str | int):
+        dataset = getattr(dataset, "name", str(dataset))
+    real = {
+        k: None if getattr(args, k) is None else os.path.realpath(getattr(args, k)) for k in ("boxes", "annotations")
+    }
+    return {
+        "model": args.model,
+        "dataset": dataset,
+        "flip_test": bool(args.flip_test),
+        "detector": args.detector,
+        **real,
+        "det_thr": args.det_thr,
+        "nms_thr": None if args.no_nms else args.nms_thr,
+        "kpt_thr": args.kpt_thr,
+    }
+
+
+def _read_state(out: Path, paths: list[str], settings: dict[str, Any], resume: bool) -> dict[int, dict[str, Any]]:
+    """The finished images of an interrupted run in `out` (position -> line), checked against this run; {} for a
+    fresh run. Refuses a fresh run over an interrupted one (it would drop its results) and a --resume that cannot
+    continue it."""
+    state_file = out / STATE_NAME
+    if not state_file.is_file():
+        if resume and (out / PREDICTIONS_NAME).is_file():
+            raise VitPoseError(
+                f"--resume: nothing to resume in {out}: its {PREDICTIONS_NAME} is from a run that finished (no "
+                f"{STATE_NAME}); run without --resume to predict again"
+            )
+        return {}
+    lines = state_file.read_text(encoding="utf-8").split("\n")
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number >= len(lines) - 1:  # the last line, cut short by a kill: that image is simply redone
+                break
+            raise VitPoseError(f"{state_file}: line {number} is not JSON; remove the file to start again") from None
+    header = records[0] if records else {}
+    if not isinstance(header, dict) or header.get("vitpose_predict") != STATE_VERSION:
+        raise VitPoseError(f"{state_file}: not the partial results of vitpose predict; remove it to start again")
+    entries = [r for r in records[1:] if isinstance(r, dict)]
+    if not resume:
+        raise VitPoseError(
+            f"{out} holds an interrupted run ({len(entries)} images done, {state_file}): add --resume to continue "
+            "it, or choose another --out (or remove that file) to start again"
+        )
+    changed = [k for k in settings if header.get("settings", {}).get(k) != settings[k]]
+    if changed:
+        names = ", ".join(f"{k} ({header.get('settings', {}).get(k)!r} then, {settings[k]!r} now)" for k in changed)
+        raise VitPoseError(
+            f"--resume: the interrupted run in {out} had other settings: {names}; resume with the same options, or "
+            "choose another --out"
+        )
+    done: dict[int, dict[str, Any]] = {}
+    for entry in entries:
+        position = entry.get("position")
+        if not isinstance(position, int) or not 0 <= position < len(paths) or paths[position] != entry.get("input"):
+            raise VitPoseError(
+                f"--resume: the inputs differ from the interrupted run's in {out} (its image {entry.get('input')!r} "
+                f"is not input {position} now): give the same inputs, or choose another --out"
+            )
+        done[position] = entry
+    return done
+
+
+class _Journal:
+    """The partial results file: the settings, then one JSON line per finished image, each flushed and fsynced as
+    it is written. Started (atomically) with the lines of the images already done, which drops a last line that a
+    kill cut short."""
+
+    def __init__(self, path: Path, settings: dict[str, Any], done: list[dict[str, Any]]) -> None:
+        self.path = path
+        lines = [{"vitpose_predict": STATE_VERSION, "settings": settings}, *done]
+        atomic_write_text(path, "".join(json.dumps(line) + "\n" for line in lines))
+        self._file = path.open("a", encoding="utf-8")
+
+    def _line(self, obj: Any) -> None:
+        self._file.write(json.dumps(obj) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def write(self, entry: dict[str, Any]) -> None:
+        self._line(entry)
+
+    def close(self, remove: bool) -> None:
+        self._file.close()
+        if remove:
+            self.path.unlink(missing_ok=True)
+
+
+def _unique_name(path: Path, used: set[str], avoid: Callable[[str], bool] | None = None) -> str:
+    """The annotated image's file name: the input's name (.png for formats other than JPEG, PNG, BMP), numbered
+    where an earlier image of the run took it (or where `avoid(name)`: it would replace an input)."""
     suffix = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") else ".png"
     name, i = path.stem + suffix, 1
-    while name in used:
+    while name in used or (avoid is not None and avoid(name)):
         name, i = f"{path.stem}_{i}{suffix}", i + 1
     used.add(name)
     return name
 
 
-def _write_image(path: Path, rgb: Any) -> None:
+def _encode_image(name: str, rgb: Any) -> bytes:
     import cv2
 
-    if not cv2.imwrite(str(path), rgb[:, :, ::-1]):
-        raise OSError(f"cannot write {path}")
+    ok, encoded = cv2.imencode(Path(name).suffix, rgb[:, :, ::-1])
+    if not ok:
+        raise OSError(f"cannot encode {name}")
+    return encoded.tobytes()

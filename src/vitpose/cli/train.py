@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from vitpose.cli.common import add_model_options, dataset_arg, run
-from vitpose.errors import VitPoseError
+from vitpose.errors import OutputError, VitPoseError
 
 __all__ = ["add_parser", "config_from_args", "main", "run_train"]
 
@@ -131,11 +131,42 @@ def config_from_args(args: argparse.Namespace) -> Any:
     return TrainConfig(**given)
 
 
+def _check_out(config: Any, config_file: str | None) -> None:
+    """Refuse an --out whose files (train_config.json, log.csv, training.png, last/, best/) would replace an input:
+    the annotations, the --model checkpoint (--resume reads OUT/last instead), the --config file (except
+    OUT/train_config.json, the run's own, which --resume reads)."""
+    from pathlib import Path
+
+    from vitpose.cli.common import add_model_files
+    from vitpose.outputs import InputFiles
+
+    out = Path(config.out)
+    inputs = InputFiles()
+    for option in ("train_annotations", "val_annotations"):
+        for path in getattr(config, option, None) or []:
+            inputs.add(f"the --{option.replace('_', '-')} file", path)
+    if not config.resume:  # --resume reads OUT/last, not --model
+        add_model_files(inputs, config.model)
+    if config_file and Path(config_file).resolve() != (out / "train_config.json").resolve():
+        inputs.add("the --config file", config_file)
+    writes = [out / name for name in ("train_config.json", "log.csv", "training.png")]
+    inputs.check_outputs(writes, option=f"--out {out}", hint="choose another --out folder")
+    for folder in ("last", "best"):  # each replaced as a whole
+        inside = inputs.inside(out / folder)
+        if inside is not None:
+            what, path = inside
+            raise OutputError(
+                f"--out {out}: writing {out / folder} would overwrite {what} {path}; nothing was written: choose "
+                "another --out (or --resume to continue the run in it)"
+            )
+
+
 def run_train(args: argparse.Namespace) -> int:
     """The `vitpose train` handler: 0 when done, 130 when stopped early (resume with --resume)."""
     from vitpose.training import train
 
     config = config_from_args(args)
+    _check_out(config, getattr(args, "config", None))
     result = train(config)
     if int(os.environ.get("RANK", "0")) != 0:
         return 130 if result.interrupted else 0

@@ -20,6 +20,7 @@ from vitpose.cli.common import (
     positive_int,
 )
 from vitpose.errors import VitPoseError
+from vitpose.outputs import stop_signal
 
 __all__ = ["add_parser", "run"]
 
@@ -32,8 +33,8 @@ def add_parser(subparsers: Any) -> None:
         description="Top-down pose estimation over every frame, with a stable track id per person, optional "
         "smoothing and the detector run every N frames only. Writes the annotated video (--out, at the input's "
         "frame rate and size) and one JSON line per frame (--jsonl; by default --out with the suffix .jsonl). "
-        "Ctrl-C stops and closes both files cleanly. Exit code 0, 1 when the input ended early (a truncated "
-        "file: the frames read are written), 2 on an error, 130 when interrupted.",
+        "Ctrl-C or SIGTERM stops and closes both files cleanly; neither may be the input. Exit code 0, 1 when the "
+        "input ended early (a truncated file: the frames read are written), 2 on an error, 130 when interrupted.",
     )
     video.add_argument(
         "input",
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     import warnings
 
     from vitpose.video import VideoReadWarning, open_video, process_video
-    from vitpose.video.io import writer_codec
+    from vitpose.video.io import check_outputs, writer_codec
 
     if args.out is None and args.jsonl is None:
         raise VitPoseError(
@@ -98,8 +99,7 @@ def run(args: argparse.Namespace) -> int:
     jsonl = args.jsonl
     if jsonl is None:
         jsonl = str(Path(args.out).with_suffix(".jsonl"))
-    if args.out is not None and Path(args.out).resolve() == Path(jsonl).resolve():
-        raise VitPoseError(f"--out and --jsonl name the same file: {args.out}")
+    check_outputs(args.input, args.out, jsonl)  # before the model loads and anything is opened for writing
     options: dict[str, Any] = {}
     if args.frame_batch is not None:
         options["frame_batch"] = args.frame_batch
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"vitpose video: warning: {message}", file=sys.stderr)
     if summary.interrupted:
         where = "no frame was written" if summary.last_frame is None else f"the files end at frame {summary.last_frame}"
-        print(f"vitpose video: interrupted (Ctrl-C) after {summary.frames} frames: {where}", file=sys.stderr)
+        print(f"vitpose video: interrupted ({stop_signal()}) after {summary.frames} frames: {where}", file=sys.stderr)
         return 130
     if summary.stop_reason is not None:
         print(f"vitpose video: warning: {summary.stop_reason}", file=sys.stderr)

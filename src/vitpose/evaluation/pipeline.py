@@ -35,7 +35,7 @@ from vitpose.datasets.custom import dataset_info_from_dict, infer_dataset_info, 
 from vitpose.detectors.boxes import skip_degenerate_boxes
 from vitpose.errors import AnnotationError
 from vitpose.inference.estimator import PoseEstimator
-from vitpose.media import FailedImage, ImageReadWarning, find_image_files
+from vitpose.media import find_image_files
 from vitpose.ops.oks import pose_nms
 
 METRIC_KEYS = ("AP", "AP50", "AP75", "APm", "APl", "AR")
@@ -58,9 +58,7 @@ class EvalReport:
         dataset: the data set the annotations were scored as.
         num_images: images evaluated.
         num_instances: person crops run through the network (before OKS-NMS).
-        notes: anything the caller should know (dropped boxes, a fallback head size, images left out, ...).
-        unreadable: the images that could not be read: each is reported (an `ImageReadWarning` and a note) and left
-            out of the score with its ground truth, so that the score is that of the images read.
+        notes: anything the caller should know (dropped boxes, a fallback head size, ...).
     """
 
     metrics: dict[str, float]
@@ -69,7 +67,6 @@ class EvalReport:
     num_images: int
     num_instances: int
     notes: list[str] = field(default_factory=list)
-    unreadable: list[FailedImage] = field(default_factory=list)
 
     def table(self) -> str:
         """The metric table as the CLI prints it."""
@@ -80,6 +77,22 @@ class EvalReport:
         from vitpose.evaluation.metrics import format_metrics_table
 
         return format_metrics_table(self.metrics, self.dataset.display_name or self.dataset.name)
+
+
+class EvaluationInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM under the command line) during `evaluate`: what was finished, without metrics (they need
+    every image).
+
+    Attributes:
+        predictions: the results of the images finished, as `EvalReport.predictions`.
+        done: images finished. total: images to evaluate.
+    """
+
+    def __init__(self, predictions: list[dict[str, Any]], done: int, total: int) -> None:
+        super().__init__(f"evaluation interrupted after {done} of {total} images")
+        self.predictions = predictions
+        self.done = done
+        self.total = total
 
 
 # The name earlier releases raised; every input problem of the evaluation is an AnnotationError (a VitPoseError).
@@ -293,71 +306,38 @@ def evaluate(
         [paths[i] for i in ids],
         boxes=[np.array([b for b, _, _ in per_image[i]], np.float64).reshape(-1, 4) for i in ids],
         box_scores=[np.array([s for _, s, _ in per_image[i]], np.float64) for i in ids],
-        errors="report",
     )
     if progress:
         from tqdm import tqdm
 
         stream = tqdm(stream, total=len(ids), unit="img", desc="evaluating")
-    failed: dict[Any, FailedImage] = {}
-    for image_id, result in zip(ids, stream, strict=True):
-        if isinstance(result, FailedImage):
-            failed[image_id] = _skip_unreadable(result)
-            continue
-        categories = np.array([c for _, _, c in per_image[image_id]], np.int64)
-        count += len(result)
-        keep = np.arange(len(result))
-        if nms_thr is not None and len(result) > 1:
-            keep = pose_nms(
-                result.keypoints,
-                result.scores,
-                sigmas,
-                nms_thr,
-                boxes=result.boxes.astype(np.float64),
-                input_size=estimator.processor.input_size,
-                padding=estimator.processor.padding_factor,
+    finished = 0
+    try:
+        for image_id, result in zip(ids, stream, strict=True):
+            categories = np.array([c for _, _, c in per_image[image_id]], np.int64)
+            keep = np.arange(len(result))
+            if nms_thr is not None and len(result) > 1:
+                keep = pose_nms(
+                    result.keypoints,
+                    result.scores,
+                    sigmas,
+                    nms_thr,
+                    boxes=result.boxes.astype(np.float64),
+                    input_size=estimator.processor.input_size,
+                    padding=estimator.processor.padding_factor,
+                )
+            # COCO keypoint results as the original writes them: full precision, no bbox (see EvalReport).
+            predictions += result.select(keep).to_coco(
+                image_id=image_id, category_id=categories[keep], file_name=False, bbox=False, decimals=None
             )
-        # COCO keypoint results as the original writes them: full precision, no bbox (see EvalReport).
-        predictions += result.select(keep).to_coco(
-            image_id=image_id, category_id=categories[keep], file_name=False, bbox=False, decimals=None
-        )
-    if failed:
-        data = _without_unreadable(data, failed, len(ids), notes)
+            count += len(result)
+            finished += 1
+    except KeyboardInterrupt:
+        raise EvaluationInterrupted(predictions, finished, len(ids)) from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         metrics = evaluate_predictions(data, predictions, info)
-    return EvalReport(metrics, predictions, info, len(ids) - len(failed), count, notes, list(failed.values()))
-
-
-def _skip_unreadable(failure: FailedImage) -> FailedImage:
-    warnings.warn(
-        f"{failure.source}: {failure.reason}; it is left out of the score (its ground truth too)",
-        ImageReadWarning,
-        stacklevel=3,
-    )
-    return failure
-
-
-def _unreadable_note(failed: dict[Any, FailedImage], total: int, notes: list[str]) -> None:
-    """The note on the images left out; none read at all is an error (nothing to score)."""
-    if len(failed) == total:
-        raise AnnotationError(f"none of the {total} images could be read (see the warnings): nothing to score")
-    names = [f.source for f in failed.values()]
-    shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
-    notes.append(
-        f"scored on {total - len(names)} of {total} images: {len(names)} could not be read and are left out with "
-        f"their ground truth ({shown}); the score is not comparable with one over the whole set"
-    )
-
-
-def _without_unreadable(data: Mapping[str, Any], failed: dict[Any, FailedImage], total: int, notes: list[str]) -> Any:
-    """The COCO ground truth without the images that could not be read (scored as the images read)."""
-    _unreadable_note(failed, total, notes)
-    return {
-        **data,
-        "images": [img for img in data["images"] if img["id"] not in failed],
-        "annotations": [ann for ann in data["annotations"] if ann.get("image_id") not in failed],
-    }
+    return EvalReport(metrics, predictions, info, len(ids), count, notes)
 
 
 def _evaluate_mpii(
@@ -396,36 +376,37 @@ def _evaluate_mpii(
         )
         for name in order
     ]
-    stream = estimator.iter_predict([paths[name] for name in order], regions=regions, errors="report")
+    stream = estimator.iter_predict([paths[name] for name in order], regions=regions)
     if progress:
         from tqdm import tqdm
 
         stream = tqdm(stream, total=len(order), unit="img", desc="evaluating")
     keypoints = np.zeros((len(samples), info.num_keypoints, 2), np.float64)
     scores = np.zeros((len(samples), info.num_keypoints), np.float64)
-    failed: dict[str, FailedImage] = {}
-    for name, result in zip(order, stream, strict=True):
-        if isinstance(result, FailedImage):
-            failed[name] = _skip_unreadable(result)
-            continue
-        for row, index in enumerate(members[name]):
-            keypoints[index] = result.keypoints[row]
-            scores[index] = result.keypoint_scores[row]
-    kept = [i for i, s in enumerate(samples) if s.image not in failed]
-    if failed:
-        _unreadable_note(failed, len(order), notes)
-        metrics = pckh(keypoints[kept], [samples[i] for i in kept])  # scored as the images read
-    else:
-        metrics = pckh(keypoints, samples)
-    predictions = [
+    finished: list[int] = []  # the samples of the images done
+    try:
+        for name, result in zip(order, stream, strict=True):
+            for row, index in enumerate(members[name]):
+                keypoints[index] = result.keypoints[row]
+                scores[index] = result.keypoint_scores[row]
+            finished += members[name]
+    except KeyboardInterrupt:
+        done = len({samples[i].image for i in finished})
+        raise EvaluationInterrupted(_mpii_predictions(samples, keypoints, scores, finished), done, len(order)) from None
+    metrics = pckh(keypoints, samples)
+    predictions = _mpii_predictions(samples, keypoints, scores, range(len(samples)))
+    return EvalReport(metrics, predictions, info, len(order), len(samples), notes)
+
+
+def _mpii_predictions(samples: list[Any], keypoints: np.ndarray, scores: np.ndarray, rows: Any) -> list[dict[str, Any]]:
+    """The MPII results of the samples `rows` (in that order)."""
+    return [
         {
-            "image": s.image,
+            "image": samples[i].image,
             "joints": keypoints[i].tolist(),
             "scores": scores[i].tolist(),
-            "center": [float(v) for v in s.center],
-            "scale": [float(v) for v in s.scale],
+            "center": [float(v) for v in samples[i].center],
+            "scale": [float(v) for v in samples[i].scale],
         }
-        for i, s in ((i, samples[i]) for i in kept)
+        for i in rows
     ]
-    unreadable = list(failed.values())
-    return EvalReport(metrics, predictions, info, len(order) - len(failed), len(kept), notes, unreadable)

@@ -26,8 +26,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vitpose.errors import ImageReadError, VitPoseError
+from vitpose.errors import ImageReadError, OutputError, VitPoseError
 from vitpose.media import IMAGE_SUFFIXES, images_in_folder, is_image_file, is_pattern, load_image, match_pattern
+from vitpose.outputs import InputFiles
 
 __all__ = [
     "VIDEO_SUFFIXES",
@@ -346,6 +347,33 @@ def open_video(source: Any, fps: float | None = None) -> VideoSource:
     if isinstance(source, Iterable):
         return ArraySource(source, fps)
     raise TypeError(f"cannot read frames from a {type(source).__name__}: pass a path, a camera index or RGB arrays")
+
+
+def check_outputs(source: Any, out: Any = None, jsonl: Any = None) -> None:
+    """Refuse outputs that would replace the input (the video file, or an image of the sequence) or each other,
+    before anything is opened for writing (`vitpose.errors.OutputError`). `source`: what `open_video` takes, or
+    the `VideoSource` it returned."""
+    outputs = [(option, path) for option, path in (("--out", out), ("--jsonl", jsonl)) if path is not None]
+    if len(outputs) == 2 and InputFiles([("--out", out)]).find(jsonl) is not None:
+        raise OutputError(f"--out and --jsonl name the same file: {out}; give two different files")
+    inputs = InputFiles()
+    if isinstance(source, VideoFileSource):
+        inputs.add("the input video", source.path)
+    elif isinstance(source, ImageSequenceSource):
+        for path in source.paths:
+            inputs.add("the input image", path)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            for image in images_in_folder(path):
+                inputs.add("the input image", image)
+        elif path.is_file():
+            inputs.add("the input video" if not is_image_file(path) else "the input image", path)
+        elif is_pattern(str(source)):
+            for image in match_pattern(str(source), images_only=True):
+                inputs.add("the input image", image)
+    for option, path in outputs:
+        inputs.check_outputs([path], option=option, hint=f"write {option} to another file")
 
 
 def writer_codec(path: str | os.PathLike[str]) -> str:

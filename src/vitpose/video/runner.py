@@ -43,7 +43,17 @@ import numpy as np
 from vitpose.errors import VitPoseError
 from vitpose.inference.results import PoseResult
 from vitpose.ops.oks import pose_nms
-from vitpose.video.io import CameraSource, Frame, JsonlWriter, VideoSource, VideoWriter, open_video, writer_codec
+from vitpose.outputs import protected
+from vitpose.video.io import (
+    CameraSource,
+    Frame,
+    JsonlWriter,
+    VideoSource,
+    VideoWriter,
+    check_outputs,
+    open_video,
+    writer_codec,
+)
 from vitpose.video.smoothing import OneEuroFilter
 from vitpose.video.tracking import PoseTracker
 
@@ -508,10 +518,11 @@ def process_video(
 ) -> VideoSummary:
     """Track a video and write the annotated video and/or the JSON Lines results, streaming.
 
-    Each frame is written as soon as its batch is done; memory does not grow with the video's length. Ctrl-C
-    (KeyboardInterrupt) stops the run: the files are closed cleanly (the video playable, the JSON Lines made of
-    complete lines) and the summary says so (`interrupted`, `last_frame`). A source that ends early (a truncated
-    file) gives `stop_reason`; the frames read before are all processed and written.
+    Each frame is written as soon as its batch is done; memory does not grow with the video's length. Neither file
+    may be the input (`vitpose.errors.OutputError`, before anything is written). Ctrl-C (KeyboardInterrupt; the
+    command line makes SIGTERM one too) stops the run: the files are closed cleanly (the video playable, the JSON
+    Lines made of complete lines) and the summary says so (`interrupted`, `last_frame`). A source that ends early (a
+    truncated file) gives `stop_reason`; the frames read before are all processed and written.
 
     Args:
         estimator: a `vitpose.PoseEstimator`.
@@ -541,6 +552,7 @@ def process_video(
     lines = None
     bar = None
     try:
+        check_outputs(video.source, out, jsonl)  # neither replaces the input, nor the other
         if out is not None:
             video_writer = VideoWriter(out, video.source.fps)  # the size of the frames as decoded
         if jsonl is not None:
@@ -548,13 +560,15 @@ def process_video(
         bar = tqdm(total=video.frame_count, unit="frame", file=sys.stderr, disable=not progress, dynamic_ncols=True)
         try:
             for frame in video:
-                if video_writer is not None:
-                    video_writer.write(frame.draw(kpt_thr=kpt_thr))
-                if lines is not None:
-                    lines.write(frame.to_dict())
-                summary.frames += 1
-                summary.poses += len(frame)
-                summary.last_frame = frame.index
+                drawn = frame.draw(kpt_thr=kpt_thr) if video_writer is not None else None
+                with protected():  # under the command line, a signal waits until the frame is in both files
+                    if video_writer is not None:
+                        video_writer.write(drawn)
+                    if lines is not None:
+                        lines.write(frame.to_dict())
+                    summary.frames += 1
+                    summary.poses += len(frame)
+                    summary.last_frame = frame.index
                 bar.update(1)
         except KeyboardInterrupt:
             summary.interrupted = True

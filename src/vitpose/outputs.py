@@ -1,0 +1,313 @@
+"""Safe outputs: a file the run writes never replaces one it reads, and a result file is never left half written.
+
+    inputs = InputFiles([("the input image", p) for p in images])
+    inputs.check_outputs([out / "predictions.json"], option="--out", hint="choose another --out folder")
+    atomic_write_text(out / "predictions.json", json.dumps(predictions))
+
+Paths are compared as the files they name: by real path (symlinks resolved, `./a` and `a` alike) and, for files that
+exist, by device and inode (hard links). A result file is written to a temporary file in its own folder, flushed to
+disk (`fsync`) and renamed over the target (`os.replace`, atomic on POSIX and Windows): a reader, or a run that is
+killed mid-write, sees the old file or the new one, never a part. The commands use these before they open anything
+for writing, so a refused run has written nothing.
+
+Interruption (`stop_signals`, `protected`): the one place that handles Ctrl-C (SIGINT) and SIGTERM for the commands
+that stream results (`vitpose predict`, `eval`, `video`; `vitpose train` has its own, which stops after a step).
+Inside `stop_signals()` both signals raise `KeyboardInterrupt` in the main thread, as Ctrl-C does by default, so a
+long computation stops at once; but a signal that arrives inside a `protected()` block (writing one result: an
+annotated image and its line of the partial results) is held until the block ends, so a result is recorded whole
+or not at all. Outside `stop_signals()`, `protected()` does nothing (the library changes no signal handling itself).
+
+It sits at the bottom of the layers (it needs only `vitpose.errors`): the command line and the library writers
+(`vitpose.video.process_video`) share it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from vitpose.errors import OutputError
+
+__all__ = [
+    "InputFiles",
+    "OutputError",
+    "atomic_open",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "files_of",
+    "protected",
+    "replace_durably",
+    "stop_signal",
+    "stop_signals",
+]
+
+PathLike = str | os.PathLike[str]
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # read once, at import (os.umask can only be read by setting it)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
+def _real(path: PathLike) -> str:
+    return os.path.realpath(os.fspath(path))
+
+
+def _identity(path: PathLike) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def files_of(path: PathLike | None) -> list[Path]:
+    """The files a path given as an input stands for: the file itself, or the files directly in a folder (a
+    checkpoint folder: config.json, model.safetensors, ...); nothing for what does not exist (a hub id)."""
+    if path is None:
+        return []
+    p = Path(path)
+    try:
+        if p.is_dir():
+            return [child for child in p.iterdir() if child.is_file()]
+        if p.exists():
+            return [p]
+    except OSError:
+        pass
+    return []
+
+
+class InputFiles:
+    """The files a run reads, to check the files it will write against.
+
+    Args:
+        inputs: (what, path) pairs: `what` names the input in the error ("the input image", "--boxes").
+    """
+
+    def __init__(self, inputs: Iterable[tuple[str, PathLike]] = ()) -> None:
+        self._by_real: dict[str, tuple[str, str]] = {}
+        self._by_id: dict[tuple[int, int], tuple[str, str]] = {}
+        self._dirs: list[tuple[str, str, str]] = []  # (real path + sep, what, path) of folders no output may enter
+        for what, path in inputs:
+            self.add(what, path)
+
+    def add(self, what: str, path: PathLike) -> None:
+        """Add one input file."""
+        entry = (what, os.fspath(path))
+        self._by_real.setdefault(_real(path), entry)
+        identity = _identity(path)
+        if identity is not None:
+            self._by_id.setdefault(identity, entry)
+
+    def add_folder(self, what: str, path: PathLike) -> None:
+        """An input folder whose whole tree no output may enter (a checkpoint folder that is replaced as a whole)."""
+        self._dirs.append((_real(path).rstrip(os.sep) + os.sep, what, os.fspath(path)))
+
+    def find(self, output: PathLike) -> tuple[str, str] | None:
+        """(what, path) of the input that `output` would replace, or None."""
+        real = _real(output)
+        hit = self._by_real.get(real)
+        if hit is None:
+            identity = _identity(output)
+            hit = self._by_id.get(identity) if identity is not None else None
+        if hit is None:
+            for prefix, what, path in self._dirs:
+                if real == prefix[:-1] or real.startswith(prefix):
+                    return (what, path)
+        return hit
+
+    def inside(self, folder: PathLike) -> tuple[str, str] | None:
+        """(what, path) of an input in `folder`'s tree (a folder the run replaces as a whole), or None."""
+        prefix = _real(folder).rstrip(os.sep) + os.sep
+        for real, hit in self._by_real.items():
+            if real.startswith(prefix):
+                return hit
+        return None
+
+    def check_outputs(self, outputs: Iterable[PathLike], *, option: str, hint: str, command: str = "") -> None:
+        """Raise `OutputError` if one of `outputs` is one of the inputs (nothing has been written yet).
+
+        Args:
+            outputs: the files the run will write.
+            option: the option that named them ("--out DIR"), for the message.
+            hint: what to do instead ("choose another --out folder").
+        """
+        for output in outputs:
+            hit = self.find(output)
+            if hit is not None:
+                what, path = hit
+                raise OutputError(
+                    f"{option}: writing {output} would overwrite {what} {path}; nothing was written: {hint}"
+                )
+
+
+@contextlib.contextmanager
+def atomic_open(path: PathLike, mode: str = "w", *, encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+    """Open a temporary file beside `path` for writing; on a clean exit it is flushed, `fsync`ed and renamed over
+    `path`; on an exception (Ctrl-C included) it is removed and `path` is left as it was.
+
+    `mode` is "w" (text, `encoding`) or "wb"."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, mode, encoding=None if mode == "wb" else encoding) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(OSError):  # mkstemp makes it 0600; give it the mode a plain open() would
+            os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_folder(folder)
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """A temporary path beside `path` (same suffix) for a writer that takes a file name (ONNX, OpenCV); on a clean
+    exit the file it wrote is `fsync`ed and renamed over `path`; on an exception it is removed."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=folder)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        replace_durably(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def replace_durably(source: PathLike, target: PathLike) -> None:
+    """`fsync` the finished file `source`, give it a plain file's mode and rename it over `target` (atomic)."""
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.chmod(source, 0o666 & ~_UMASK)
+    os.replace(source, target)
+    _fsync_folder(Path(target).parent if str(Path(target).parent) else Path("."))
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write `data` to `path` atomically (see `atomic_open`)."""
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
+
+
+def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> None:
+    """Write `text` to `path` atomically (see `atomic_open`)."""
+    with atomic_open(path, "w", encoding=encoding) as handle:
+        handle.write(text)
+
+
+# ---------------------------------------------------------------------------------------------- interruption
+SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+
+class Interruption:
+    """What `stop_signals` saw: `signal` is "Ctrl-C" or "SIGTERM" once one arrived (None before)."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self._held = 0  # depth of protected() blocks
+        self._pending = False  # a signal arrived inside one
+        self._ignore = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.signal = self.signal or SIGNAL_NAMES.get(signum, f"signal {signum}")
+        if self._ignore:
+            return
+        if self._held:
+            self._pending = True
+            return
+        raise KeyboardInterrupt
+
+
+_active: list[Interruption] = []
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[Interruption]:
+    """SIGINT and SIGTERM raise `KeyboardInterrupt` (held inside `protected()`) until the block ends; the previous
+    handlers are restored then. In a thread other than the main one (where Python cannot set handlers) it only
+    yields the `Interruption`."""
+    state = Interruption()
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+    previous = [(sig, signal.signal(sig, state._handler)) for sig in (signal.SIGINT, signal.SIGTERM)]
+    _active.append(state)
+    try:
+        yield state
+    finally:
+        _active.remove(state)
+        for sig, old in previous:
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def protected(*, raise_pending: bool = True) -> Iterator[None]:
+    """Hold Ctrl-C / SIGTERM while the block runs (writing one result); a signal that came in is raised as
+    `KeyboardInterrupt` when it ends (`raise_pending=False`: dropped, for the last writes of a run that is already
+    stopping). Outside `stop_signals()` it does nothing."""
+    if not _active:
+        yield
+        return
+    state = _active[-1]
+    state._held += 1
+    ignore = state._ignore
+    if not raise_pending:
+        state._ignore = True
+    try:
+        yield
+    except BaseException:
+        state._held -= 1
+        state._ignore = ignore
+        if state._held == 0:
+            state._pending = False  # an exception is on its way out already
+        raise
+    state._held -= 1
+    state._ignore = ignore
+    if state._held == 0 and state._pending:
+        state._pending = False
+        raise KeyboardInterrupt
+
+
+def stop_signal() -> str:
+    """How the current run was interrupted, for messages: "Ctrl-C" (also the default) or "SIGTERM"."""
+    return (_active[-1].signal if _active else None) or "Ctrl-C"
