@@ -21,7 +21,17 @@ class ConfigError(VitPoseError):
 
 
 class ImageReadError(VitPoseError):
-    """An input image that cannot be read; the message names the file and the reason."""
+    """An input image that cannot be read; the message names the file and the reason.
+
+    Attributes:
+        path: the file (None for an array or tensor).
+        reason: the message without the file name (what is wrong and what to do), for lines that name it already.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.reason = message if reason is None else reason
 
 
 class DatasetError(VitPoseError):

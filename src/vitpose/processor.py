@@ -89,7 +89,7 @@ def _region_array(image: Any, index: int, centers: Any, scales: Any) -> np.ndarr
     if region is not None and (region[2] - region[0]) * (region[3] - region[1]) > 0.5 * width * height:
         return to_rgb_array(image, index)
     if image.mode not in ("RGB", "L", "RGBA", "P", "LA", "CMYK", "YCbCr", "1"):
-        return to_rgb_array(image, index)  # raises the unsupported-mode error
+        return to_rgb_array(image, index)  # high-bit-depth modes (I;16, I, F): converted whole, by media's rule
     out = np.zeros((height, width, 3), dtype=np.uint8)
     if region is not None:
         x0, y0, x1, y1 = region

@@ -35,7 +35,7 @@ from vitpose.datasets.custom import dataset_info_from_dict, infer_dataset_info, 
 from vitpose.detectors.boxes import skip_degenerate_boxes
 from vitpose.errors import AnnotationError
 from vitpose.inference.estimator import PoseEstimator
-from vitpose.media import find_image_files
+from vitpose.media import FailedImage, ImageReadWarning, find_image_files
 from vitpose.ops.oks import pose_nms
 
 METRIC_KEYS = ("AP", "AP50", "AP75", "APm", "APl", "AR")
@@ -58,7 +58,9 @@ class EvalReport:
         dataset: the data set the annotations were scored as.
         num_images: images evaluated.
         num_instances: person crops run through the network (before OKS-NMS).
-        notes: anything the caller should know (dropped boxes, a fallback head size, ...).
+        notes: anything the caller should know (dropped boxes, a fallback head size, images left out, ...).
+        unreadable: the images that could not be read: each is reported (an `ImageReadWarning` and a note) and left
+            out of the score with its ground truth, so that the score is that of the images read.
     """
 
     metrics: dict[str, float]
@@ -67,6 +69,7 @@ class EvalReport:
     num_images: int
     num_instances: int
     notes: list[str] = field(default_factory=list)
+    unreadable: list[FailedImage] = field(default_factory=list)
 
     def table(self) -> str:
         """The metric table as the CLI prints it."""
@@ -306,14 +309,19 @@ def evaluate(
         [paths[i] for i in ids],
         boxes=[np.array([b for b, _, _ in per_image[i]], np.float64).reshape(-1, 4) for i in ids],
         box_scores=[np.array([s for _, s, _ in per_image[i]], np.float64) for i in ids],
+        errors="report",
     )
     if progress:
         from tqdm import tqdm
 
         stream = tqdm(stream, total=len(ids), unit="img", desc="evaluating")
     finished = 0
+    failed: dict[Any, FailedImage] = {}
     try:
         for image_id, result in zip(ids, stream, strict=True):
+            if isinstance(result, FailedImage):
+                failed[image_id] = _skip_unreadable(result)
+                continue
             categories = np.array([c for _, _, c in per_image[image_id]], np.int64)
             keep = np.arange(len(result))
             if nms_thr is not None and len(result) > 1:
@@ -334,10 +342,43 @@ def evaluate(
             finished += 1
     except KeyboardInterrupt:
         raise EvaluationInterrupted(predictions, finished, len(ids)) from None
+    if failed:
+        data = _without_unreadable(data, failed, len(ids), notes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         metrics = evaluate_predictions(data, predictions, info)
-    return EvalReport(metrics, predictions, info, len(ids), count, notes)
+    return EvalReport(metrics, predictions, info, len(ids) - len(failed), count, notes, list(failed.values()))
+
+
+def _skip_unreadable(failure: FailedImage) -> FailedImage:
+    warnings.warn(
+        f"{failure.source}: {failure.reason}; it is left out of the score (its ground truth too)",
+        ImageReadWarning,
+        stacklevel=3,
+    )
+    return failure
+
+
+def _unreadable_note(failed: dict[Any, FailedImage], total: int, notes: list[str]) -> None:
+    """The note on the images left out; none read at all is an error (nothing to score)."""
+    if len(failed) == total:
+        raise AnnotationError(f"none of the {total} images could be read (see the warnings): nothing to score")
+    names = [f.source for f in failed.values()]
+    shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+    notes.append(
+        f"scored on {total - len(names)} of {total} images: {len(names)} could not be read and are left out with "
+        f"their ground truth ({shown}); the score is not comparable with one over the whole set"
+    )
+
+
+def _without_unreadable(data: Mapping[str, Any], failed: dict[Any, FailedImage], total: int, notes: list[str]) -> Any:
+    """The COCO ground truth without the images that could not be read (scored as the images read)."""
+    _unreadable_note(failed, total, notes)
+    return {
+        **data,
+        "images": [img for img in data["images"] if img["id"] not in failed],
+        "annotations": [ann for ann in data["annotations"] if ann.get("image_id") not in failed],
+    }
 
 
 def _evaluate_mpii(
@@ -376,7 +417,7 @@ def _evaluate_mpii(
         )
         for name in order
     ]
-    stream = estimator.iter_predict([paths[name] for name in order], regions=regions)
+    stream = estimator.iter_predict([paths[name] for name in order], regions=regions, errors="report")
     if progress:
         from tqdm import tqdm
 
@@ -384,8 +425,12 @@ def _evaluate_mpii(
     keypoints = np.zeros((len(samples), info.num_keypoints, 2), np.float64)
     scores = np.zeros((len(samples), info.num_keypoints), np.float64)
     finished: list[int] = []  # the samples of the images done
+    failed: dict[str, FailedImage] = {}
     try:
         for name, result in zip(order, stream, strict=True):
+            if isinstance(result, FailedImage):
+                failed[name] = _skip_unreadable(result)
+                continue
             for row, index in enumerate(members[name]):
                 keypoints[index] = result.keypoints[row]
                 scores[index] = result.keypoint_scores[row]
@@ -393,9 +438,15 @@ def _evaluate_mpii(
     except KeyboardInterrupt:
         done = len({samples[i].image for i in finished})
         raise EvaluationInterrupted(_mpii_predictions(samples, keypoints, scores, finished), done, len(order)) from None
-    metrics = pckh(keypoints, samples)
-    predictions = _mpii_predictions(samples, keypoints, scores, range(len(samples)))
-    return EvalReport(metrics, predictions, info, len(order), len(samples), notes)
+    kept = [i for i, s in enumerate(samples) if s.image not in failed]
+    if failed:
+        _unreadable_note(failed, len(order), notes)
+        metrics = pckh(keypoints[kept], [samples[i] for i in kept])  # scored as the images read
+    else:
+        metrics = pckh(keypoints, samples)
+    predictions = _mpii_predictions(samples, keypoints, scores, kept)
+    unreadable = list(failed.values())
+    return EvalReport(metrics, predictions, info, len(order) - len(failed), len(kept), notes, unreadable)
 
 
 def _mpii_predictions(samples: list[Any], keypoints: np.ndarray, scores: np.ndarray, rows: Any) -> list[dict[str, Any]]:

@@ -273,7 +273,7 @@ class PoseEstimator:
             except ImageReadError as err:
                 if errors == "raise":
                     raise
-                failures[position] = FailedImage(_describe(source), str(err))
+                failures[position] = FailedImage(_describe(source), err.reason if err.path else str(err))
 
         per_image: dict[int, tuple[np.ndarray, np.ndarray, bool]] = {}
         to_detect = []

@@ -28,8 +28,8 @@ from vitpose.datasets import DatasetInfo
 from vitpose.datasets.coco import clip_gt_box, read_json
 from vitpose.datasets.custom import infer_dataset_info, resolve_dataset_info
 from vitpose.datasets.mpii import load_mpii
-from vitpose.errors import VitPoseError
-from vitpose.media import find_image_files, load_image
+from vitpose.errors import ImageReadError, VitPoseError
+from vitpose.media import ImageReadWarning, find_image_files, load_image
 from vitpose.ops.codec import UDPHeatmapCodec
 from vitpose.ops.geometry import IMAGENET_MEAN, IMAGENET_STD, box_to_center_scale
 from vitpose.training.augment import AugmentConfig, CropGeometry, sample_geometry
@@ -324,18 +324,20 @@ class KeypointDataset(torch.utils.data.Dataset):
         self.epoch = int(epoch)
 
     def image(self, image_index: int) -> np.ndarray:
-        """(H, W, 3) uint8 RGB image, read as the evaluation pipeline reads it (Pillow, EXIF orientation)."""
+        """(H, W, 3) uint8 RGB image, read as the evaluation pipeline reads it (Pillow, EXIF orientation).
+
+        Raises:
+            ImageReadError: the image cannot be read (the message names the file); `sample` skips such samples.
+        """
         if self._cache is not None and image_index in self._cache:
             return self._cache[image_index]
-        try:
-            rgb, _ = load_image(self.instances.image_paths[image_index])
-        except ValueError as err:
-            raise VitPoseError(f"{self.source}: {err}") from None
-        if rgb.dtype != np.uint8:
-            rgb = np.clip(rgb, 0, 255).astype(np.uint8)
+        rgb, _ = load_image(self.instances.image_paths[image_index])
         if self._cache is not None:
             self._cache[image_index] = rgb
         return rgb
+
+    def _samples_of(self, image_index: int) -> int:
+        return int(np.count_nonzero(np.asarray(self.instances.image_index) == image_index))
 
     def rng(self, index: int, epoch: int) -> np.random.Generator:
         """The random generator of sample `index` in `epoch`: a pure function of (seed, epoch, global index)."""
@@ -346,7 +348,19 @@ class KeypointDataset(torch.utils.data.Dataset):
         epoch = self.epoch if epoch is None else epoch
         inst = self.instances
         image_index = int(inst.image_index[index])
-        image = self.image(image_index)
+        try:
+            image = self.image(image_index)
+            readable = True
+        except ImageReadError as err:
+            # One unreadable image does not end a training run: its samples are kept (the batches, the random
+            # streams and a resume stay as they were) but blank, with zero target weights, so they add nothing to
+            # the loss; the warning names the file (once per file and process).
+            warnings.warn(
+                f"{self.source}: {err}; its {self._samples_of(image_index)} sample(s) are skipped (zero weight)",
+                ImageReadWarning,
+                stacklevel=2,
+            )
+            image, readable = np.zeros((1, 1, 3), np.uint8), False
         if augment is None:
             augment = self.augment
         rng = self.rng(index, epoch) if augment else None
@@ -367,7 +381,7 @@ class KeypointDataset(torch.utils.data.Dataset):
         keypoints = kp @ geometry.matrix[:, :2].T + geometry.matrix[:, 2]
         visible = inst.visible[index][geometry.permutation]
         heatmaps, weights = self.codec.encode(keypoints[None], visible[None])
-        weights = weights[0]
+        weights = weights[0] if readable else np.zeros_like(weights[0])
         if self.use_joint_weights:
             weights = weights * np.asarray(self.info.joint_weights, np.float32)
         pixels = (crop.astype(np.float32) - self._mean) / self._std
