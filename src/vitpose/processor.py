@@ -9,6 +9,7 @@ original blur (kernel 11, sigma 2), UDP transform back to the image.
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -18,7 +19,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from vitpose.errors import VitPoseError
+from vitpose.config import BACKBONE_BOUNDS, Bound, checked
+from vitpose.errors import ConfigError, VitPoseError
 from vitpose.hub import hub_options, resolve_file
 from vitpose.media import ImageLike, to_rgb_array
 from vitpose.ops.codec import UDPHeatmapCodec
@@ -191,19 +193,31 @@ class VitPoseImageProcessor:
         kernel_size: int = 11,
         **kwargs: Any,
     ) -> None:
-        size = dict(size or {"height": 256, "width": 192})
-        if set(size) != {"height", "width"}:
-            raise VitPoseError(f"size must be {{'height': H, 'width': W}}, got {size}")
-        self.size = {"height": int(size["height"]), "width": int(size["width"])}
-        self.do_affine_transform = bool(do_affine_transform)
-        self.do_rescale = bool(do_rescale)
-        self.rescale_factor = float(rescale_factor)
-        self.do_normalize = bool(do_normalize)
-        self.image_mean = list(image_mean if image_mean is not None else IMAGENET_MEAN)
-        self.image_std = list(image_std if image_std is not None else IMAGENET_STD)
-        self.normalize_factor = float(normalize_factor)
-        self.padding_factor = float(padding_factor)
-        self.kernel_size = int(kernel_size)
+        size = {"height": 256, "width": 192} if size is None else size
+        if not isinstance(size, dict) or set(size) != {"height", "width"}:
+            raise ConfigError(f"size must be {{'height': H, 'width': W}}, got {size!r:.80}")
+        # The model's bounds on its input (vitpose.config.BACKBONE_BOUNDS): a hostile size is refused before crops
+        # of it are allocated.
+        side = BACKBONE_BOUNDS["image_size"]
+        bound = Bound("int", side.low, side.high)
+        self.size = {key: checked(f"size.{key}", size[key], bound) for key in ("height", "width")}
+        try:
+            self.do_affine_transform = bool(do_affine_transform)
+            self.do_rescale = bool(do_rescale)
+            self.rescale_factor = float(rescale_factor)
+            self.do_normalize = bool(do_normalize)
+            self.image_mean = list(image_mean if image_mean is not None else IMAGENET_MEAN)
+            self.image_std = list(image_std if image_std is not None else IMAGENET_STD)
+            mean, std = [float(v) for v in self.image_mean], [float(v) for v in self.image_std]
+            self.normalize_factor = float(normalize_factor)
+            self.padding_factor = float(padding_factor)
+            self.kernel_size = int(kernel_size)
+        except (TypeError, ValueError, OverflowError) as err:
+            raise ConfigError(f"invalid image processor setting: {err}") from None
+        if len(mean) != 3 or len(std) != 3 or not all(map(math.isfinite, mean + std)) or 0 in std:
+            raise ConfigError(
+                f"image_mean and image_std must be 3 finite numbers each (std not 0), got {mean} and {std}"
+            )
         for key in ("image_processor_type", "processor_class", "resample", "do_resize", "do_convert_rgb"):
             kwargs.pop(key, None)
         self.extra = kwargs
@@ -226,8 +240,12 @@ class VitPoseImageProcessor:
             if path is not None:
                 try:
                     settings = json.loads(Path(path).read_text())
-                except (OSError, json.JSONDecodeError) as err:
+                except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
                     raise VitPoseError(f"cannot read {path}: {err}") from err
+                except RecursionError:
+                    raise ConfigError(f"{path}: its JSON is nested too deeply to be read") from None
+                if not isinstance(settings, dict):
+                    raise ConfigError(f"{path} is not a JSON object: not a preprocessor config")
         settings.update(kwargs)
         return cls(**settings)
 

@@ -117,6 +117,16 @@ class PoseEstimator:
         bb = model.config.backbone_config
         height, width = bb.image_size
         self.processor = processor or VitPoseImageProcessor(size={"height": height, "width": width})
+        size = getattr(self.processor, "size", None)
+        if getattr(self.processor, "do_affine_transform", True) and size != {"height": height, "width": width}:
+            # Checked here, before any crop is made: crops of another size cost memory (gigabytes for a hostile
+            # preprocessor_config.json) and then fail in the model with a message about pixel_values.
+            raise VitPoseError(
+                f"the processor crops {_size_text(size)} but the model takes {width}x{height} (width x height, its "
+                f"config's backbone_config.image_size {[height, width]}): make the processor with "
+                f"size={{'height': {height}, 'width': {width}}}, or fix the preprocessor_config.json that came "
+                "with the checkpoint"
+            )
         self.codec = UDPHeatmapCodec(input_size=model.config.input_size, heatmap_size=model.config.heatmap_size)
         self.flip_test = flip_test
         self.batch_size = int(batch_size)
@@ -320,7 +330,7 @@ class PoseEstimator:
             yield failures[position] if position in failures else results[position]
 
     def _estimate(self, ready, per_image) -> dict[int, PoseResult]:
-        """Crop every box of every image, run the network in batches of `batch_size`, decode, rescore, NMS."""
+        """Crop, run the network and decode in batches of `batch_size` boxes, then rescore and NMS per image."""
         crops, centers, scales, counts = [], [], [], []
         for position, rgb, _ in ready:
             b, region = per_image[position][0], per_image[position][3]
@@ -342,23 +352,39 @@ class PoseEstimator:
         keypoints = np.zeros((total, k, 2), np.float32)
         kpt_scores = np.zeros((total, k), np.float32)
         if total:
-            # All crops of all images in one batch (fused crop + normalise; on the GPU when the model is there).
-            pixel_values = self.processor.crop_regions(crops, centers, scales, device=self.device)
+            # Crop, run and decode `batch_size` boxes at a time (the boxes of several images share a batch, one
+            # image's boxes may span batches): memory is bounded by the batch size, not by the number of boxes.
+            # Each crop is a function of its own box only, so the results equal those of cropping all at once.
             all_centers, all_scales = np.concatenate(centers), np.concatenate(scales)
+            offsets = np.concatenate([[0], np.cumsum(counts)])
             index = self.dataset_index if self.model.config.selects_dataset else None
+            pairs = self.dataset.flip_pairs_array() if self.flip_test and self._layout_declared else None
+            if self.device.type != "cpu" and total > self.batch_size and hasattr(self.processor, "_image_on"):
+                # The batches of one image crop on the accelerator from one upload of it.
+                crops = [self.processor._image_on(rgb, i, self.device) for i, rgb in enumerate(crops)]
             with torch.inference_mode():
                 for start in range(0, total, self.batch_size):
-                    batch = pixel_values[start : start + self.batch_size].to(self.device, self.model.dtype)
-                    pairs = None
-                    if self.flip_test and self._layout_declared:
-                        pairs = self.dataset.flip_pairs_array()
+                    stop = min(start + self.batch_size, total)
+                    images, batch_centers, batch_scales = [], [], []
+                    first = int(np.searchsorted(offsets, start, side="right")) - 1
+                    for i in range(first, len(counts)):
+                        if offsets[i] >= stop:
+                            break
+                        lo, hi = max(start, offsets[i]) - offsets[i], min(stop, offsets[i + 1]) - offsets[i]
+                        if hi > lo:
+                            images.append(crops[i])
+                            batch_centers.append(centers[i][lo:hi])
+                            batch_scales.append(scales[i][lo:hi])
+                    # Fused crop + normalise (on the GPU when the model is there).
+                    pixel_values = self.processor.crop_regions(images, batch_centers, batch_scales, device=self.device)
+                    batch = pixel_values.to(self.device, self.model.dtype)
                     heatmaps = self.model(
                         batch, dataset_index=index, flip_test=self.flip_test, flip_pairs=pairs
                     ).heatmaps
-                    stop = start + len(batch)
                     keypoints[start:stop], kpt_scores[start:stop] = self.codec.decode(
                         heatmaps, all_centers[start:stop], all_scales[start:stop]
                     )
+                    del pixel_values, batch, heatmaps
         results: dict[int, PoseResult] = {}
         offset = 0
         for (position, rgb, name), n, s in zip(ready, counts, scales, strict=True):
@@ -406,6 +432,12 @@ def _regions_to_boxes(centers: Any, scales: Any) -> _Regions:
     if not (np.isfinite(c).all() and np.isfinite(s).all() and (s > 0).all()):
         raise VitPoseError("regions: centers must be finite and scales finite and > 0")
     return _Regions(c, s)
+
+
+def _size_text(size: Any) -> str:
+    if isinstance(size, dict) and {"height", "width"} <= set(size):
+        return f"{size['width']}x{size['height']} (width x height)"
+    return repr(size)
 
 
 def _describe(source: Any) -> str:

@@ -224,7 +224,15 @@ class VitPoseForPoseEstimation(nn.Module):
                 "make it with VitPoseImageProcessor(images, boxes=..., return_tensors='pt')"
             )
         shape = tuple(pixel_values.shape)
-        if pixel_values.ndim != 4 or shape[1] != bb.num_channels or list(shape[2:]) != list(bb.image_size):
+        if pixel_values.ndim == 4 and shape[1] == bb.num_channels and list(shape[2:]) != list(bb.image_size):
+            (h, w), (height, width) = shape[2:], bb.image_size
+            raise VitPoseError(
+                f"pixel_values are {w}x{h} crops (width x height) but this model takes {width}x{height} "
+                f"(backbone_config.image_size {[height, width]}): crop with "
+                f"VitPoseImageProcessor(size={{'height': {height}, 'width': {width}}}), e.g. "
+                "VitPoseImageProcessor.from_pretrained of the same checkpoint"
+            )
+        if pixel_values.ndim != 4 or shape[1] != bb.num_channels:
             raise VitPoseError(
                 f"pixel_values must have shape {expected}, got {shape}; crop each person box with "
                 "VitPoseImageProcessor(images, boxes=..., return_tensors='pt') first"
