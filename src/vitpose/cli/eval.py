@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         if args.out:
             with protected(raise_pending=False):
                 _write_predictions(args.out, stop.predictions)
-            where += f"; the predictions of the {stop.done} images done are in {args.out}"
+            where += f"; the predictions of the {stop.done} image{'s' if stop.done != 1 else ''} done are in {args.out}"
         else:
             where += " (give --out FILE to keep the predictions of the images done)"
         print(f"vitpose eval: interrupted ({stop_signal()}): {where}", file=sys.stderr)
