@@ -146,7 +146,7 @@ def normalize_boxes(boxes: Any, num_images: int | None) -> list[np.ndarray]:
             image_boxes = image_boxes.detach().cpu().numpy()
         try:
             arr = np.asarray(image_boxes, dtype=np.float64)
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, OverflowError) as err:
             raise VitPoseError(f"boxes of image {i} are not numeric [x, y, width, height] lists: {err}") from None
         if arr.size == 0:
             arr = arr.reshape(0, 4)

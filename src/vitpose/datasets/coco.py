@@ -121,7 +121,18 @@ def _is_real(value: Any) -> bool:
 
 
 def _is_finite_number(value: Any) -> bool:
-    return _is_number(value) and math.isfinite(value)
+    try:
+        return _is_number(value) and math.isfinite(value)
+    except OverflowError:  # an integer too large for a float (JSON allows 1e400 written as digits)
+        return False
+
+
+def _as_float(value: Any) -> float:
+    """float(value), with integers too large for a float as +-inf (not an OverflowError)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _first_bad_number(values: Sequence[Any]) -> int | None:
@@ -689,10 +700,11 @@ def read_detections(
 
 
 def parse_detection(entry: Any, index: int, source: str, *, error: type[VitPoseError] = AnnotationError) -> Detection:
-    """One detections entry, checked: an object with a `bbox` of 4 numbers, a finite `score` (default 1), an
+    """One detections entry, checked: an object with a `bbox` of 4 numbers, a numeric `score` (default 1), an
     integer `category_id` (default 1) and an `image_id` or a `file_name` string. The one parser of such entries
     (`vitpose predict --boxes` and `vitpose eval --detections`); a box that cannot hold a person (not finite, width
-    or height <= 0) is not an error here: the callers skip and report it.
+    or height <= 0) or a NaN or infinite score is not an error here: the callers skip and report the entry
+    (`vitpose.detectors.boxes.skip_degenerate_boxes`).
 
     Raises:
         `error`: naming the file, the entry index and the field.
@@ -706,10 +718,10 @@ def parse_detection(entry: Any, index: int, source: str, *, error: type[VitPoseE
     if not isinstance(box, (list, tuple)) or len(box) != 4 or not all(_is_real(v) for v in box):
         raise error(f"{where}: bbox must be a list of 4 numbers [x, y, width, height], got {box!r:.120}")
     score = entry.get("score", 1.0)
-    if not _is_finite_number(score):
+    if not _is_real(score):
         raise error(f"{where}: score must be a finite number, got {score!r:.60}")
     category = entry.get("category_id", 1)
-    if isinstance(category, bool) or not isinstance(category, numbers.Integral):
+    if isinstance(category, bool) or not isinstance(category, numbers.Integral) or not -(2**63) <= category < 2**63:
         raise error(f"{where}: category_id must be an integer, got {category!r:.60}")
     name = entry.get("file_name")
     if name is not None and (not isinstance(name, str) or not name.strip()):
@@ -720,7 +732,7 @@ def parse_detection(entry: Any, index: int, source: str, *, error: type[VitPoseE
         index=index,
         image_id=entry.get("image_id"),
         file_name=name,
-        bbox=tuple(float(v) for v in box),  # type: ignore[arg-type]
-        score=float(score),
+        bbox=tuple(_as_float(v) for v in box),  # type: ignore[arg-type]
+        score=_as_float(score),
         category_id=int(category),
     )

@@ -40,11 +40,152 @@ def basename(name: str | os.PathLike[str]) -> str:
     return str(name).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
 
 
+# How a boxes entry's file name is matched to an input image (see `match_names`): the same file (both resolved)
+# beats any number of trailing path parts in common, which beats the base name alone.
+_SAME_FILE = 1 << 30
+
+
+def _parts(name: str | os.PathLike[str]) -> tuple[str, ...]:
+    """The parts of a path written with / or \\ separators, without empty and "." parts (a drive stays a part)."""
+    return tuple(part for part in str(name).replace("\\", "/").split("/") if part not in ("", "."))
+
+
+def _normalised(name: str | os.PathLike[str]) -> str:
+    """The name with / separators and without empty or "." parts: two entries with one such name are one image."""
+    lead = "/" if str(name).replace("\\", "/").startswith("/") else ""
+    return lead + "/".join(_parts(name))
+
+
+def _resolved(name: str | os.PathLike[str]) -> str:
+    """The absolute path with symbolic links resolved (the path itself where it cannot be resolved)."""
+    try:
+        return os.path.realpath(os.path.abspath(os.fspath(name)))
+    except (OSError, ValueError):
+        return str(name)
+
+
+def _common_tail(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    n = 0
+    while n < len(a) and n < len(b) and a[-1 - n] == b[-1 - n]:
+        n += 1
+    return n
+
+
+class _Input:
+    """An input image's name as the matcher sees it: its resolved path and the parts of its path."""
+
+    def __init__(self, name: str | os.PathLike[str]) -> None:
+        self.name = str(name)
+        self.resolved = _resolved(name)
+        given = _parts(os.path.abspath(os.fspath(name))) if _is_pathlike(name) else _parts(name)
+        self.variants = {given, _parts(self.resolved)}
+
+    def score(self, entry: str, entry_resolved: str) -> int:
+        """How specifically `entry` names this input: _SAME_FILE, else the trailing path parts in common (1: the
+        base name only; 0: another file)."""
+        if entry_resolved == self.resolved:
+            return _SAME_FILE
+        parts = _parts(entry)
+        return max(_common_tail(parts, variant) for variant in self.variants)
+
+
+def _is_pathlike(name: Any) -> bool:
+    try:
+        os.fspath(name)
+    except TypeError:
+        return False
+    return True
+
+
+def match_names(
+    entries: Collection[str], inputs: Sequence[str | os.PathLike[str]], source: str = "boxes"
+) -> dict[str, str | None]:
+    """Share the file names of a boxes file's entries out among the input images: input -> its entry (None: none).
+
+    The rule (the most specific key available wins):
+
+    1. an entry whose file name, resolved (relative names from the current folder), is the input's file;
+    2. else the entry with the most trailing path parts in common with the input's path ("cam1/x.jpg" names
+       ".../cam1/x.jpg" and not ".../cam2/x.jpg", which shares only the base name);
+    3. the base name alone ("x.jpg") only where that is unambiguous.
+
+    Each entry goes to the input it names most specifically, and each input takes the most specific of the
+    entries that went to it. `vitpose predict` writes the full input paths in its predictions.json `file_name`, so
+    its output, fed back with `--boxes`, gives each image its own boxes.
+
+    Raises:
+        BoxesFileError: an entry that names two inputs equally well (the base name "x.jpg" of "cam1/x.jpg" and
+            "cam2/x.jpg": which one's boxes they are cannot be told), or two entries that name one input equally
+            well; the message names the entry and the candidates and says what to do.
+    """
+    return _NameIndex(entries).match(inputs, source)
+
+
+class _NameIndex:
+    """The entries' file names, indexed by base name and by resolved path, for `match_names`."""
+
+    def __init__(self, entries: Collection[str]) -> None:
+        self.by_base: dict[str, list[tuple[str, str]]] = {}
+        self.by_file: dict[str, list[tuple[str, str]]] = {}
+        for entry in entries:
+            resolved = _resolved(entry) if _is_pathlike(entry) else str(entry)
+            parts = _parts(entry)
+            if parts:
+                self.by_base.setdefault(parts[-1], []).append((entry, resolved))
+            self.by_file.setdefault(resolved, []).append((entry, resolved))
+
+    def match(self, inputs: Sequence[str | os.PathLike[str]], source: str) -> dict[str, str | None]:
+        by_file: dict[str, list[_Input]] = {}
+        for name in inputs:
+            image = _Input(name)
+            by_file.setdefault(image.resolved, []).append(image)  # one file given twice is one image
+        # entry -> (its best score, the inputs it names that well)
+        best: dict[str, tuple[int, list[_Input]]] = {}
+        for group in by_file.values():
+            image = group[0]
+            candidates = dict(self.by_file.get(image.resolved, []))
+            for base in {variant[-1] for variant in image.variants if variant}:
+                candidates.update(self.by_base.get(base, []))
+            for entry, resolved in candidates.items():
+                score = image.score(entry, resolved)
+                if score == 0:
+                    continue
+                top, chosen = best.get(entry, (0, []))
+                if score > top:
+                    best[entry] = (score, [image])
+                elif score == top:
+                    chosen.append(image)
+        received: dict[str, list[tuple[int, str]]] = {}
+        for entry, (score, chosen) in best.items():
+            if len(chosen) > 1:
+                names = ", ".join(image.name for image in chosen[:5]) + (", ..." if len(chosen) > 5 else "")
+                how = "base name" if score == 1 else f"last {score} path parts"
+                raise BoxesFileError(
+                    f"{source}: the entry for {entry!r} matches {len(chosen)} input images by its {how} ({names}): "
+                    "which image its boxes belong to cannot be told. Give the entries' file_name as paths that tell "
+                    "the images apart (vitpose predict writes the input paths), or pass the images one folder at a time"
+                )
+            received.setdefault(chosen[0].resolved, []).append((score, entry))
+        out: dict[str, str | None] = {}
+        for resolved, group in by_file.items():
+            got = received.get(resolved, [])
+            top_score = max((score for score, _ in got), default=0)
+            top = [entry for score, entry in got if score == top_score]
+            if len(top) > 1:
+                raise BoxesFileError(
+                    f"{source}: {len(top)} entries name the input image {group[0].name} equally well "
+                    f"({', '.join(map(repr, top[:5]))}): give the entries' file_name as paths that tell them apart"
+                )
+            for image in group:
+                out[image.name] = top[0] if top else None
+        return out
+
+
 def _as_boxes(value: Any, where: str) -> np.ndarray:
     """(n, 4) float32 of an array-like of [x, y, width, height] rows (one 4-vector is one box)."""
     try:
         boxes = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise BoxesFileError(f"{where}: boxes must be numbers [x, y, width, height], got {value!r:.200}") from None
     if boxes.size == 0:
         return np.zeros((0, 4), np.float32)
@@ -62,34 +203,65 @@ def _as_boxes(value: Any, where: str) -> np.ndarray:
 _XYWH_HINT = "(boxes are [x, y, width, height], not [x1, y1, x2, y2])"
 
 
-def box_fault(box: Sequence[float]) -> str | None:
-    """Why a [x, y, width, height] box cannot hold a person ("is not finite", "has width 0 <= 0", ...), or None."""
-    if not all(math.isfinite(v) for v in box):
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _as_float(value: Any) -> float:
+    """float(value), with integers too large for a float (JSON allows 1e400 written as digits) as +-inf."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def box_fault(box: Sequence[float], score: float | None = None) -> str | None:
+    """Why a [x, y, width, height] box (and its score) cannot hold a person ("is not finite", "has width 0 <= 0",
+    "has score nan", ...), or None. Values beyond float32's range (about 3.4e38) count as not finite: boxes and
+    scores are float32 from here on, where they would be inf."""
+    x, y, w, h = (_as_float(v) for v in box)
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
         return "is not finite"
+    if max(abs(x), abs(y), abs(w), abs(h), abs(x + w), abs(y + h)) > _FLOAT32_MAX:
+        return "is too large (beyond float32)"
     if box[2] <= 0:
         return f"has width {box[2]} <= 0"
     if box[3] <= 0:
         return f"has height {box[3]} <= 0"
+    score = None if score is None else _as_float(score)
+    if score is not None and not (math.isfinite(score) and abs(score) <= _FLOAT32_MAX):
+        return f"has score {score} (not a finite float32 number)"
     return None
 
 
 def skip_degenerate_boxes(
-    boxes: Sequence[Sequence[float]], source: str | os.PathLike[str], *, stacklevel: int = 2
+    boxes: Sequence[Sequence[float]],
+    source: str | os.PathLike[str],
+    *,
+    scores: Sequence[float] | None = None,
+    stacklevel: int = 2,
 ) -> list[bool]:
     """The one policy for the boxes of a detections file (`vitpose predict --boxes`, `vitpose eval --detections`)
-    that cannot hold a person: an entry whose box is not finite or has width or height <= 0 is skipped, and one
-    `SkippedBoxesWarning` names the file, how many entries were skipped, the first five by index and why.
+    that cannot hold a person: an entry whose box is not finite (or beyond float32's range) or has width or height
+    <= 0, or whose score is NaN or infinite, is skipped, and one `SkippedBoxesWarning` names the file, how many
+    entries were skipped, the first five by index and why. (A NaN score would otherwise become the pose's score
+    and make the results file invalid JSON.)
 
     Args:
         boxes: each entry's [x, y, width, height], in file order (four numbers each: a malformed entry is the
             caller's error to raise).
         source: the file, for the warning.
+        scores: each entry's score, or None (not checked).
         stacklevel: of the warning, counted as by `warnings.warn` called here (2: the caller of this function).
 
     Returns:
         One flag per entry: False for the skipped ones.
     """
-    faults = [(index, list(box), fault) for index, box in enumerate(boxes) if (fault := box_fault(box))]
+    given = [None] * len(boxes) if scores is None else list(scores)
+    faults = [
+        (index, list(box), fault)
+        for index, (box, score) in enumerate(zip(boxes, given, strict=True))
+        if (fault := box_fault(box, score))
+    ]
     if faults:
         first = ", ".join(f"entry {index} {box} {fault}" for index, box, fault in faults[:5])
         more = f", and {len(faults) - 5} more" if len(faults) > 5 else ""
@@ -103,16 +275,73 @@ def skip_degenerate_boxes(
     return [index not in skipped for index in range(len(boxes))]
 
 
+# A box more than this many times the image's larger side (in width or height) shows the image as a speck of a
+# pixel or two in the network's crop: nothing can be found in it, and its keypoints may overflow float32.
+MAX_BOX_TO_IMAGE = 100.0
+
+
+def usable_boxes(
+    boxes: Any, scores: Any, image_size: tuple[int, int], image: str, *, stacklevel: int = 2
+) -> np.ndarray:
+    """Which boxes of one image the estimator crops: the check of the boxes given to `PoseEstimator` (by the
+    caller or by a detector) before any crop is made.
+
+    - A box that is not finite, beyond float32's range, or has width or height <= 0, or a score that is NaN or
+      infinite: a `VitPoseError` naming the image and the box (boxes passed in code are the caller's to fix; a
+      boxes file's such entries are skipped earlier, by `skip_degenerate_boxes`).
+    - A box entirely outside the image (no pixel of the image in it), or more than `MAX_BOX_TO_IMAGE` times the
+      image's size: skipped, with one `SkippedBoxesWarning` per image naming the image and the boxes. Its crop
+      would be the zero padding (or a speck of the image), and its "pose" garbage.
+
+    Args:
+        boxes: (n, 4) [x, y, width, height] in pixels.
+        scores: (n,) their scores.
+        image_size: (width, height).
+        image: the image's name, for messages.
+
+    Returns:
+        (n,) bool: True for the boxes to use.
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    for row, (box, score) in enumerate(zip(boxes.tolist(), scores.tolist(), strict=False)):
+        fault = box_fault(box, score)
+        if fault:
+            hint = "" if fault.startswith("has score") else f" {_XYWH_HINT}"
+            raise VitPoseError(f"{image}: box {row} {box} (score {score}) {fault}{hint}")
+    width, height = image_size
+    side = max(width, height)
+    x, y, w, h = boxes.T
+    outside = (x >= width) | (y >= height) | (x + w <= 0) | (y + h <= 0)
+    huge = (w > MAX_BOX_TO_IMAGE * side) | (h > MAX_BOX_TO_IMAGE * side)
+    keep = ~(outside | huge)
+    if not keep.all():
+        rows = np.flatnonzero(~keep)
+        shown = ", ".join(
+            f"box {row} {[round(v, 2) for v in boxes[row].tolist()]}"
+            + (" (outside the image)" if outside[row] else f" (over {MAX_BOX_TO_IMAGE:g} times the image)")
+            for row in rows[:5]
+        )
+        more = f", and {len(rows) - 5} more" if len(rows) > 5 else ""
+        warnings.warn(
+            f"{image}: skipped {len(rows)} of {len(boxes)} boxes that do not fit the {width}x{height} image: "
+            f"{shown}{more}; they give no pose (boxes are [x, y, width, height] in the image's pixels)",
+            SkippedBoxesWarning,
+            stacklevel=stacklevel,
+        )
+    return keep
+
+
 def _as_vector(value: Any, n: int, where: str, what: str, dtype: Any) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise BoxesFileError(f"{where}: {what} must be numbers, got {value!r:.200}") from None
     if array.shape != (n,):
         raise BoxesFileError(f"{where}: {n} boxes but {array.size} {what}")
-    if not np.isfinite(array).all():
+    if not np.isfinite(array).all() or (np.abs(array) > _FLOAT32_MAX).any():
         raise BoxesFileError(f"{where}: {what} must be finite, got {array.tolist()}")
-    if dtype is np.int64 and not (array % 1 == 0).all():
+    if dtype is np.int64 and (not (array % 1 == 0).all() or (np.abs(array) >= 2**63).any()):
         raise BoxesFileError(f"{where}: {what} must be integers, got {array.tolist()}")
     return array.astype(dtype)
 
@@ -122,7 +351,8 @@ class BoxesDetector:
 
     Args:
         boxes: either a mapping from image file name to an (n, 4) array-like of COCO [x, y, width, height] boxes
-            (names are matched by basename, so "val2017/a.jpg" and "a.jpg" are the same image), or a sequence
+            (names are matched to the images by `match_names`: the same file, else the most trailing path parts
+            in common, else the base name where that is unambiguous), or a sequence
             with one (n, 4) array-like per image, consumed in order across calls: the k-th image this detector
             is called on (counting over all calls) gets `boxes[k]`; `reset()` starts again from the first.
         scores: the boxes' scores, in the same structure (mapping or sequence of (n,) arrays); None: all 1.
@@ -173,15 +403,22 @@ class BoxesDetector:
             label = np.full(n, COCO_PERSON, np.int64)
             if labels is not None:
                 label = _as_vector(labels[key], n, where, "labels", np.int64)
-            name = basename(key) if self.by_name else key
+            name = _normalised(key) if self.by_name else key
             if name in self._entries:
                 raise BoxesFileError(f"{source}: two entries for the image file name {name!r} ({key!r})")
             self._entries[name] = Detections(array, score, label)
-        self.image_names = None if image_names is None else {basename(name) for name in image_names}
+        self.image_names = None if image_names is None else {_normalised(name) for name in image_names}
         if self.by_name and self.image_names is not None:
-            unlisted = sorted(set(self._entries) - self.image_names)
+            listed = {basename(name) for name in self.image_names}
+            unlisted = sorted(name for name in self._entries if basename(name) not in listed)
             if unlisted:
                 raise BoxesFileError(f"{source}: boxes for images that are not listed among its images: {unlisted[:5]}")
+            given = {basename(name) for name in self._entries}
+            for name in self.image_names:  # listed without boxes: the detector found nobody there
+                if basename(name) not in given:
+                    self._entries[name] = Detections.empty()
+        self._matched: dict[str, str | None] = {}  # input name -> entry, from check_inputs and earlier calls
+        self._index = _NameIndex(list(self._entries) if self.by_name else [])
 
     @classmethod
     @renamed_kwargs(score_threshold="det_thr")
@@ -223,7 +460,9 @@ class BoxesDetector:
         by_file = any(isinstance(entry, Mapping) and "file_name" in entry for entry in entries)
         parsed = [_parse_entry(entry, index, path, by_file) for index, entry in enumerate(entries)]
         # stacklevel 4: past this function and the renamed_kwargs wrapper, to the caller of from_json
-        usable = skip_degenerate_boxes([entry["bbox"] for entry in entries], path, stacklevel=4)  # as written
+        usable = skip_degenerate_boxes(
+            [entry["bbox"] for entry in entries], path, scores=[score for _, _, score, _ in parsed], stacklevel=4
+        )  # the boxes as written
         id_to_name = None
         if annotations is not None:
             id_to_name = read_image_names(annotations)
@@ -249,7 +488,6 @@ class BoxesDetector:
                     )
                 name = id_to_name[key]
             assert name is not None
-            name = basename(name)
             boxes.setdefault(name, [])
             scores.setdefault(name, [])
             labels.setdefault(name, [])
@@ -287,24 +525,75 @@ class BoxesDetector:
             out = [self._entries[k] for k in range(self._position, end)]
             self._position = end
             return [Detections(d.boxes.copy(), d.scores.copy(), d.labels.copy()) for d in out]
-        out = []
         for i, name in enumerate(names):
             if name is None:
                 raise VitPoseError(
                     f"{self.source} gives boxes by image file name, but image {i} has no name: pass names=[...]"
                 )
-            key = basename(name)
-            found = self._entries.get(key)
-            if found is not None:
+        new = [name for name in dict.fromkeys(names) if name not in self._matched]
+        if new:
+            self._matched.update(self._index.match(new, self.source))
+        out = []
+        for name in names:
+            key = self._matched[name]
+            if key is not None:
+                found = self._entries[key]
                 out.append(Detections(found.boxes.copy(), found.scores.copy(), found.labels.copy()))
-            elif self.image_names is None or key in self.image_names:
-                out.append(Detections.empty())
+            elif self.image_names is None:
+                out.append(Detections.empty())  # not mentioned: the detector found nobody there
             else:
                 raise UnknownImageError(
-                    f"{name}: no boxes for this image: {key!r} is not among the {len(self.image_names)} images of "
-                    f"the annotations of {self.source}"
+                    f"{name}: no boxes for this image: {basename(name)!r} is not among the {len(self.image_names)} "
+                    f"images of the annotations of {self.source}"
                 )
         return out
+
+    def check_inputs(self, inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
+        """Match the entries to all the input images at once, before any model work (what `vitpose predict` does).
+
+        With every input known, an entry that names two of them equally well (the same base name in two folders)
+        is found here, and each input keeps the entry `match_names` gives it for the rest of the run (later calls
+        with these names use it).
+
+        Returns:
+            The inputs that no entry names. Without annotations they have no boxes (a detector writes no entry for
+            an image where it found nobody, as predict's predictions.json); a `UserWarning` names them. With
+            annotations they are not among its images: a `UserWarning` names them, and each is then reported as
+            an `UnknownImageError` when its turn comes.
+
+        Raises:
+            BoxesFileError: an ambiguous entry (see `match_names`); or entries of which none names any input (the
+                file is for other images: the message shows a few of each).
+        """
+        if not self.by_name:
+            if len(inputs) != len(self._entries):
+                raise BoxesFileError(
+                    f"{self.source}: boxes were given for {len(self._entries)} images by position, but there are "
+                    f"{len(inputs)} images: give one list of boxes per image"
+                )
+            return []
+        names = [str(name) for name in inputs]
+        self._matched.update(self._index.match(names, self.source))
+        missing = [name for name in names if self._matched[name] is None]
+        if missing and len(missing) == len(names) and any(len(d) for d in self._entries.values()):
+            entries = ", ".join(repr(key) for key in list(self._entries)[:3])
+            raise BoxesFileError(
+                f"{self.source}: none of its {len(self._entries)} image file names matches any of the {len(names)} "
+                f"input images (its entries name {entries}, ...; the inputs are {', '.join(names[:3])}, ...): pass the "
+                "boxes file made for these images, or the images it was made for"
+            )
+        if missing:
+            shown = ", ".join(missing[:5]) + (f", and {len(missing) - 5} more" if len(missing) > 5 else "")
+            if self.image_names is None:
+                why = "they are taken to have nobody in them (no boxes, no poses)"
+            else:
+                why = "they are not among the images of its annotations and will be reported as failed"
+            warnings.warn(
+                f"{self.source} has no entry for {len(missing)} of the {len(names)} input images ({shown}): {why}",
+                UserWarning,
+                stacklevel=2,
+            )
+        return missing
 
     def __repr__(self) -> str:
         mode = "by file name" if self.by_name else "by position"

@@ -25,6 +25,26 @@ DETECTOR_NAMES = ("auto", "rtdetr", "hog", "full-image")
 _ALIASES = {"rt-detr": "rtdetr", "full": "full-image", "fullimage": "full-image"}
 
 
+def check_detector_name(name: str, *, animals: bool = False) -> str:
+    """The canonical name of the detector `name` ("auto", "rtdetr", "hog", "full-image"; aliases accepted), checked
+    without building anything, so that a wrong choice is one error before any image is read.
+
+    Raises:
+        VitPoseError: an unknown name (the message lists the choices), or "hog" with `animals` (a configuration
+            error: HOG only finds upright people; the message says what to use instead).
+    """
+    key = str(name).strip().lower().replace("_", "-")
+    key = _ALIASES.get(key, key)
+    if key not in DETECTOR_NAMES:
+        raise VitPoseError(f"unknown detector {name!r}: choose one of {', '.join(DETECTOR_NAMES)}")
+    if key == "hog" and animals:
+        raise VitPoseError(
+            "the HOG detector only finds upright people, not animals: use --detector rtdetr (COCO's animal "
+            "classes), full-image (images that are already crops of one animal) or --boxes FILE"
+        )
+    return key
+
+
 @renamed_kwargs(threshold="det_thr")
 def build_detector(
     name: str = "auto",
@@ -53,19 +73,11 @@ def build_detector(
         ValueError: an unknown name (the message lists the choices), or "hog" with `animals`.
         ImportError / DetectorError: "rtdetr" without transformers or without loadable weights.
     """
-    key = str(name).strip().lower().replace("_", "-")
-    key = _ALIASES.get(key, key)
-    if key not in DETECTOR_NAMES:
-        raise VitPoseError(f"unknown detector {name!r}: choose one of {', '.join(DETECTOR_NAMES)}")
+    key = check_detector_name(name, animals=animals)
     if key == "full-image":
         _no_kwargs(key, kwargs)
         return FullImageDetector()
     if key == "hog":
-        if animals:
-            raise VitPoseError(
-                "the HOG detector only finds upright people, not animals: use --detector rtdetr (COCO's animal "
-                "classes), full-image (images that are already crops of one animal) or --boxes FILE"
-            )
         return HOGDetector(**_given(det_thr=det_thr), **kwargs)
     if key == "rtdetr":
         return _rtdetr(device, det_thr, animals, kwargs)

@@ -50,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -73,6 +74,7 @@ __all__ = [
     "METRIC_NAMES",
     "WHOLEBODY_PARTS",
     "AnnotationError",
+    "EmptyPredictionsWarning",
     "coco_keypoint_metrics",
     "evaluate_predictions",
     "format_metrics_table",
@@ -179,6 +181,7 @@ def coco_keypoint_metrics(
         )
     preds, source = _read_predictions(predictions)
     _validate_predictions(preds, gt, info, source)
+    _warn_if_empty(preds, gt, source)
     gt_coco = _coco_from_dict(gt)
     if preds:
         with _quiet():
@@ -330,6 +333,7 @@ def wholebody_metrics(
     gt = load_coco_keypoints(annotations, info)
     preds, source = _read_predictions(predictions)
     _validate_predictions(preds, gt, info, source)
+    _warn_if_empty(preds, gt, source)
     out: dict[str, float] = {}
     whole: dict[str, float] = {}
     for part in WHOLEBODY_PARTS:
@@ -347,6 +351,25 @@ def wholebody_metrics(
         out[f"hand_{stat}"] = float(np.mean(values)) if values else -1.0
     out.update(whole)
     return out
+
+
+class EmptyPredictionsWarning(UserWarning):
+    """Keypoint results with no prediction at all, scored against annotations with people in them (AP 0)."""
+
+
+def empty_predictions_message(source: str, num_annotations: int) -> str:
+    """What to say when `source` holds no prediction for annotations with `num_annotations` instances."""
+    return (
+        f"{source}: no predictions to score (an empty list): every AP and AR is 0 against the {num_annotations} "
+        "annotated instances. "
+        "Check that it is the results file of these images (vitpose eval --out, or vitpose predict's "
+        "predictions.json with --annotations), and that the detector or --det-thr left any box"
+    )
+
+
+def _warn_if_empty(preds: list[Any], gt: Mapping[str, Any], source: str) -> None:
+    if not preds and gt.get("annotations"):
+        warnings.warn(empty_predictions_message(source, len(gt["annotations"])), EmptyPredictionsWarning, stacklevel=3)
 
 
 def evaluate_predictions(

@@ -223,7 +223,9 @@ def _detection_boxes(
         parsed.append(det)
     # The one policy of `vitpose predict --boxes` too: a box that cannot hold a person (not finite, width or
     # height <= 0) is skipped, and one warning names the entries.
-    usable = skip_degenerate_boxes([entries[det.index]["bbox"] for det in parsed], source, stacklevel=4)  # as written
+    usable = skip_degenerate_boxes(
+        [entries[det.index]["bbox"] for det in parsed], source, scores=[det.score for det in parsed], stacklevel=4
+    )  # the boxes as written
     for det, use in zip(parsed, usable, strict=True):
         if not use or (not dataset.is_animal and det.category_id != 1) or det.score < det_thr:
             continue
@@ -344,6 +346,11 @@ def evaluate(
         raise EvaluationInterrupted(predictions, finished, len(ids)) from None
     if failed:
         data = _without_unreadable(data, failed, len(ids), notes)
+    if not predictions and data["annotations"]:  # scored as AP 0: say why it is 0 (the warnings are muted below)
+        notes.append(
+            f"no pose was predicted (no box to run on any image): every AP and AR is 0 against the "
+            f"{len(data['annotations'])} annotated instances; check the detections file and --det-thr"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         metrics = evaluate_predictions(data, predictions, info)

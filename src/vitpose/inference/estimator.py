@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,8 @@ from vitpose.datasets import DatasetInfo, get_dataset_info, parse_dataset
 from vitpose.datasets.custom import dataset_info_from_dict
 from vitpose.deprecation import renamed_attribute, renamed_kwargs
 from vitpose.detectors.base import check_detector
+from vitpose.detectors.boxes import usable_boxes
+from vitpose.detectors.build import check_detector_name
 from vitpose.device import resolve_device
 from vitpose.errors import DetectorError, ImageReadError, VitPoseError
 from vitpose.hub import hub_options
@@ -152,6 +154,8 @@ class PoseEstimator:
         else:
             self.dataset_index = self._resolve_dataset(dataset)
             self.dataset = dataset_info_for(model, self.dataset_index)
+        if isinstance(detector, str):  # a wrong name or HOG for animals: one error now, not one per image later
+            check_detector_name(detector, animals=self.dataset.is_animal)
         self._detector = detector if detector is None or isinstance(detector, str) else check_detector(detector)
 
     # ------------------------------------------------------------------ construction
@@ -260,6 +264,8 @@ class PoseEstimator:
         if regions is not None:
             given = [None if r is None else _regions_to_boxes(*r) for r in regions]
         given_scores = None if box_scores is None else list(box_scores)
+        if given is not None and isinstance(images, Sized) and len(given) != len(images):  # before any work
+            raise VitPoseError(f"got boxes for {len(given)} images but {len(images)} images")
         chunk: list[tuple[int, ImageSource]] = []
         count = 0
         for position, source in enumerate(images):
@@ -324,6 +330,12 @@ class PoseEstimator:
                     boxes_ = np.asarray(det.boxes, np.float64)
                     per_image[position] = (boxes_, np.asarray(det.scores, np.float64), True, None)
 
+        for position, rgb, name in loaded:  # boxes outside the image (or absurdly large): skipped, with a warning
+            if position in per_image and per_image[position][3] is None:
+                b, s, detected, _ = per_image[position]
+                keep = usable_boxes(b, s, (rgb.shape[1], rgb.shape[0]), name or f"image {position}", stacklevel=4)
+                if not keep.all():
+                    per_image[position] = (b[keep], s[keep], detected, None)
         ready = [(position, rgb, name) for position, rgb, name in loaded if position in per_image]
         results = self._estimate(ready, per_image)
         for position, _ in chunk:

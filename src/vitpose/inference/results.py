@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,6 +100,10 @@ class PoseResult:
                 a `bbox`, pycocotools takes a prediction's area from its box rather than from its keypoints.
             decimals: round `keypoints` and `bbox` to this many decimals (3: 0.001 px); None keeps the full
                 float32 values (the evaluation's results).
+
+        A value that is not finite (NaN or inf: a model whose weights or input overflowed) is None, JSON's null,
+        so that the JSON written stays valid (`json.dumps(..., allow_nan=False)` accepts it); no box can make one,
+        since the estimator refuses or skips boxes that would (`vitpose.detectors.boxes.usable_boxes`).
         """
         image_id = self.image_id if image_id is None else image_id
         if image_id is None:
@@ -109,8 +114,9 @@ class PoseResult:
         flat = np.concatenate([self.keypoints, self.keypoint_scores[..., None]], axis=2)
         flat = flat.reshape(len(self), 3 * self.num_keypoints)
 
-        def values(row: np.ndarray) -> list[float]:
-            return [float(v) for v in row] if decimals is None else [round(float(v), decimals) for v in row]
+        def values(row: np.ndarray) -> list[float | None]:
+            out = [float(v) for v in row] if decimals is None else [round(float(v), decimals) for v in row]
+            return out if np.isfinite(row).all() else _finite_or_none(out)
 
         out = []
         for i in range(len(self)):
@@ -118,7 +124,7 @@ class PoseResult:
                 "image_id": image_id,
                 "category_id": int(categories[i]),
                 "keypoints": values(flat[i]),
-                "score": float(self.scores[i]),
+                "score": _finite_or_none(float(self.scores[i])),
             }
             if bbox:
                 entry["bbox"] = values(self.boxes[i])
@@ -224,6 +230,8 @@ def person_dict(
 
     COCO keypoint results (`image_id`, `category_id`, flat `keypoints` x, y, score, ...) are another format, the
     one pycocotools reads: `PoseResult.to_coco`.
+
+    A value that is not finite (NaN, inf) is written as None (JSON null), never as the invalid JSON `NaN`.
     """
     out: dict[str, Any] = {} if track_id is None else {"track_id": int(track_id)}
     box = np.asarray(bbox, np.float64)
@@ -246,7 +254,17 @@ def person_dict(
             keypoints=np.round(points, coords).tolist(),
             keypoint_scores=np.round(point_scores, scores).tolist(),
         )
-    return out
+    finite = all(np.isfinite(v).all() for v in (box, points, point_scores, box_score, score))
+    return out if finite else {key: _finite_or_none(value) for key, value in out.items()}
+
+
+def _finite_or_none(value: Any) -> Any:
+    """`value` (a number or nested lists of numbers) with every NaN and inf replaced by None (JSON null)."""
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 @renamed_kwargs(threshold="rescore_thr")

@@ -27,6 +27,7 @@ first frame after each of them, and so on), each step one batched `predict` call
 from __future__ import annotations
 
 import colorsys
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -504,6 +505,18 @@ class VideoSummary:
         )
 
 
+def _no_frames(source: VideoSource, summary: VideoSummary) -> None:
+    """A source that gave no frame at all (and raised nothing): the error names the input and why. No empty JSON
+    Lines file is left behind (`process_video` removes it): it would read as a video without people."""
+    problems = [summary.stop_reason] if summary.stop_reason else []
+    problems += summary.warnings[: 3 - len(problems)]
+    why = f" ({'; '.join(problems)})" if problems else " (the video holds no frames)"
+    raise VitPoseError(
+        f"{source.name}: no frame could be read{why}: nothing was written; check that the input is a video (or "
+        "images) that OpenCV can decode"
+    )
+
+
 def process_video(
     estimator: Any,
     source: Any,
@@ -536,7 +549,8 @@ def process_video(
         options: `VideoPoseTracker` options.
 
     Raises:
-        ValueError: neither `out` nor `jsonl`, an unsupported video suffix, a source that cannot be read.
+        ValueError: neither `out` nor `jsonl`, an unsupported video suffix, a source that cannot be read, or one
+            that gives no frame at all (a `VitPoseError` naming it; no empty JSON Lines file is left).
         OSError: a file that cannot be written (the codec missing from OpenCV's build).
     """
     from tqdm import tqdm
@@ -580,8 +594,14 @@ def process_video(
             video_writer.close()
         if lines is not None:
             lines.close()
+            if summary.frames == 0 and not summary.interrupted and lines.lines_written == 0:
+                # no frame at all (the source ended or failed before one): no empty file that reads as "nobody"
+                with contextlib.suppress(OSError):
+                    lines.path.unlink(missing_ok=True)
     summary.stop_reason = video.source.stop_reason
     summary.warnings = [p for p in video.source.problems if p != summary.stop_reason]
+    if summary.frames == 0 and not summary.interrupted:
+        _no_frames(video.source, summary)
     summary.tracks = video.tracker.tracker.next_id - 1
     summary.detector_frames = video.tracker.detector_frames
     summary.seconds = time.monotonic() - start
