@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         from vitpose.detectors import BoxesDetector
 
         detector = BoxesDetector.from_json(args.boxes, annotations=args.annotations, det_thr=args.det_thr)
+        detector.check_inputs(paths)  # before the model loads: ambiguous or missing entries, named
     estimator = estimator_from_args(args, detector)
     out.mkdir(parents=True, exist_ok=True)
     done: dict[int, dict[str, Any]] = state  # position -> its line of the partial results
