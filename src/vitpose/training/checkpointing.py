@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import random
 import shutil
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vitpose.errors import VitPoseError
+from vitpose.errors import CheckpointError, VitPoseError
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -213,25 +215,163 @@ def load_training_state(
 ) -> ResumePoint:
     """Read `directory/training_state.pt`: load the optimiser, scheduler and grad scaler in place, restore this
     rank's RNG states, and return the position. A run stopped mid-epoch resumes only with its world size and batch
-    size (the sampler's shards depend on both)."""
-    state = torch.load(directory / STATE_NAME, map_location="cpu", weights_only=True)
+    size (the sampler's shards depend on both).
+
+    The file is read with `weights_only=True` (a pickle payload never runs) and checked against what this run would
+    write (keys, types, the optimiser's tensors against the parameters' shapes) before anything is restored: a
+    corrupt, truncated or foreign file is one `CheckpointError` naming it and saying what to do.
+    """
+    path = directory / STATE_NAME
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as err:
+        raise _bad_state(path, f"cannot be read ({err.strerror or err})") from None
+    if magic != b"PK\x03\x04":  # torch.save writes a zip file
+        raise _bad_state(path, "is not a PyTorch file (empty, or not written by torch.save)")
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")  # about a foreign file; refused
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged or hostile file; one message for all
+        if "weights_only" in str(err):
+            why = "it holds Python objects other than tensors and plain data, which are never unpickled"
+        else:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            why = f"{type(err).__name__}: {first[:120]}"
+        raise _bad_state(path, f"cannot be read ({why})") from None
+    try:
+        _check_state(state, optimizer, scheduler, scaler)
+    except VitPoseError:
+        raise
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise _bad_state(
+            path, f"does not have the structure of a training state ({type(err).__name__}: {err})"
+        ) from None
     if state["batch_in_epoch"] and (state["world_size"], state["batch_size"]) != (world_size, batch_size):
         raise VitPoseError(
             f"the run was interrupted mid-epoch with {state['world_size']} process(es) and batch size "
             f"{state['batch_size']}; resume with the same (now {world_size} and {batch_size})"
         )
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    scaler.load_state_dict(state["scaler"])
-    point = ResumePoint(
-        epoch=int(state["epoch"]),
-        batch_in_epoch=int(state["batch_in_epoch"]),
-        step=int(state["step"]),
-        history=list(state["history"]),
-        best=state["best"],
-        epoch_loss=[float(state["epoch_loss"][0]), int(state["epoch_loss"][1])],
-        elapsed=float(state.get("elapsed", 0.0)),
-    )
-    rng = state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0]
-    set_rng_state(rng, device)
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        point = ResumePoint(
+            epoch=int(state["epoch"]),
+            batch_in_epoch=int(state["batch_in_epoch"]),
+            step=int(state["step"]),
+            history=list(state["history"]),
+            best=state["best"],
+            epoch_loss=[float(state["epoch_loss"][0]), int(state["epoch_loss"][1])],
+            elapsed=float(state.get("elapsed", 0.0)),
+        )
+        rng = state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0]
+        set_rng_state(rng, device)
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise _bad_state(path, f"cannot be restored ({type(err).__name__}: {err})") from None
     return point
+
+
+def _bad_state(path: Path, problem: str) -> CheckpointError:
+    return CheckpointError(
+        f"{path} {problem}: it is not a training state this run can resume from (corrupt, truncated or from another "
+        f"program). Start a fresh run (without --resume, with another --out), or resume a run whose --out holds a "
+        "good last/"
+    )
+
+
+_COUNTERS = ("epoch", "batch_in_epoch", "step", "world_size", "batch_size")
+
+
+def _check_state(state: Any, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any) -> None:
+    """Raise (a TypeError / ValueError, turned into a `CheckpointError` by the caller) unless `state` is what
+    `write_last` writes for this optimiser, scheduler and grad scaler."""
+    if not isinstance(state, dict):
+        raise TypeError(f"a {type(state).__name__}, not a dict")
+    missing = [
+        k for k in (*_COUNTERS, "optimizer", "scheduler", "scaler", "rng", "history", "epoch_loss") if k not in state
+    ]
+    if missing:
+        raise KeyError(f"no {', '.join(missing)}")
+    for key in _COUNTERS:
+        value = state[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{key} is {value!r:.40}, not a count")
+    if not isinstance(state["history"], list) or not all(isinstance(r, dict) for r in state["history"]):
+        raise TypeError("history is not a list of rows")
+    if state.get("best") is not None and not isinstance(state["best"], dict):
+        raise TypeError("best is not a row")
+    loss = state["epoch_loss"]
+    if not isinstance(loss, (list, tuple)) or len(loss) != 2 or not all(isinstance(v, (int, float)) for v in loss):
+        raise TypeError("epoch_loss is not [sum, count]")
+    if not isinstance(state.get("elapsed", 0.0), (int, float)):
+        raise TypeError("elapsed is not a number")
+    rng = state["rng"]
+    if not isinstance(rng, list) or not rng or not all(isinstance(r, dict) for r in rng):
+        raise TypeError("rng is not a list of RNG states")
+    for r in rng:
+        if not isinstance(r.get("torch"), torch.Tensor) or r["torch"].dtype != torch.uint8:
+            raise TypeError("an RNG state has no torch generator state")
+    _same_structure(state["scheduler"], scheduler.state_dict(), "scheduler")
+    if scaler.state_dict():  # a disabled grad scaler (no fp16) ignores what it is given
+        _same_structure(state["scaler"], scaler.state_dict(), "scaler")
+    _check_optimizer(state["optimizer"], optimizer)
+
+
+def _same_structure(saved: Any, template: Any, where: str) -> None:
+    """No keys that `template` lacks (a file of an older PyTorch may lack some), and the same kinds of values
+    (numbers as numbers, tensors of the same shape and dtype, lists of the same length) as `template`."""
+    if isinstance(template, dict):
+        if not isinstance(saved, dict) or not set(saved) <= set(template):
+            raise ValueError(f"{where} has other entries than this run's ({sorted(map(str, template))})")
+        for key, value in saved.items():
+            _same_structure(value, template[key], f"{where}.{key}")
+    elif isinstance(template, (list, tuple)):
+        if not isinstance(saved, (list, tuple)) or len(saved) != len(template):
+            raise ValueError(f"{where} is not a list of {len(template)}")
+        for i, (a, b) in enumerate(zip(saved, template, strict=True)):
+            _same_structure(a, b, f"{where}[{i}]")
+    elif isinstance(template, bool) or template is None:
+        if not (saved is None or isinstance(saved, bool)):
+            raise TypeError(f"{where} is {saved!r:.40}")
+    elif isinstance(template, (int, float)):
+        if isinstance(saved, bool) or not isinstance(saved, (int, float)) or not math.isfinite(saved):
+            raise TypeError(f"{where} is {saved!r:.40}, not a finite number")
+    elif isinstance(template, torch.Tensor):
+        if not isinstance(saved, torch.Tensor) or saved.shape != template.shape or saved.dtype != template.dtype:
+            raise TypeError(f"{where} is not a {template.dtype} tensor of shape {tuple(template.shape)}")
+    elif type(saved) is not type(template):
+        raise TypeError(f"{where} is a {type(saved).__name__}, not a {type(template).__name__}")
+
+
+def _check_optimizer(saved: Any, optimizer: torch.optim.Optimizer) -> None:
+    """Its parameter groups those of `optimizer` (the same sizes) and every state tensor of its parameter's shape."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict):
+        raise TypeError("optimizer has no state")
+    groups = saved.get("param_groups")
+    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups):
+        raise ValueError(f"optimizer does not have this model's {len(optimizer.param_groups)} parameter groups")
+    params: dict[Any, torch.Tensor] = {}
+    for group, current in zip(groups, optimizer.param_groups, strict=True):
+        ids = group.get("params") if isinstance(group, dict) else None
+        if not isinstance(ids, list) or len(ids) != len(current["params"]):
+            raise ValueError("optimizer's parameter groups do not hold this model's parameters")
+        params.update(zip(ids, current["params"], strict=True))
+        for key, value in group.items():
+            if key != "params" and key in current and isinstance(current[key], (int, float)):
+                if isinstance(value, bool) != isinstance(current[key], bool) or not isinstance(value, (int, float)):
+                    raise TypeError(f"optimizer setting {key} is {value!r:.40}")
+    for pid, entry in saved["state"].items():
+        if pid not in params or not isinstance(entry, dict):
+            raise ValueError(f"optimizer state for an unknown parameter {pid!r:.40}")
+        param = params[pid]
+        for key, value in entry.items():
+            if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    continue
+                raise TypeError(f"optimizer state {key} is not a floating-point tensor")
+            if value.ndim and value.shape != param.shape:
+                raise ValueError(
+                    f"optimizer state {key} has shape {tuple(value.shape)}, its parameter {tuple(param.shape)}"
+                )

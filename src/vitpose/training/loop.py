@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,51 @@ def heatmap_loss(
         tensors), shown to the per-step callback as `TrainerState.logs` (floats).
     """
     return heatmap_mse_loss(outputs.heatmaps, batch["labels"], batch["label_weights"], outputs.num_keypoints)
+
+
+def unwrap_worker_error(err: BaseException) -> BaseException:
+    """The error a DataLoader worker raised, as `--workers 0` raises it.
+
+    PyTorch re-raises a worker's exception in the main process as the same type with the message "Caught X in
+    DataLoader worker process N. Original Traceback (most recent call last): ..." (the whole worker traceback), which
+    the command line would print as its one-line message. This gives a new exception of the same type with the
+    original message only (the worker's traceback is kept as its `worker_traceback` attribute); `err` itself where
+    it did not come from a worker or cannot be rebuilt.
+    """
+    text = str(err)
+    if not (text.startswith("Caught ") and "DataLoader worker" in text and "Original Traceback" in text):
+        return err
+    kind = type(err)
+    for prefix in (f"{kind.__module__}.{kind.__qualname__}: ", f"{kind.__qualname__}: "):
+        at = text.rfind("\n" + prefix)
+        if at >= 0:
+            message = text[at + 1 + len(prefix) :].strip()
+            break
+    else:
+        return err
+    try:
+        unwrapped = kind(message)
+    except Exception:  # an exception type that takes other arguments: keep PyTorch's
+        return err
+    unwrapped.worker_traceback = text  # type: ignore[attr-defined]
+    return unwrapped
+
+
+def loader_batches(loader: Iterable[Any]) -> Iterator[Any]:
+    """The batches of `loader`, with a worker's `VitPoseError` or `OSError` raised as `--workers 0` raises it
+    (`unwrap_worker_error`): one line on the command line, not the worker's traceback."""
+    iterator = iter(loader)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except (VitPoseError, OSError) as err:
+            unwrapped = unwrap_worker_error(err)
+            if unwrapped is err:
+                raise
+            raise unwrapped from None
+        yield batch
 
 
 @dataclass
@@ -280,7 +325,7 @@ class TrainingLoop:
             t0 = time.time()
             batch_in_epoch = start
             stopped = False
-            for batch in self.loader:
+            for batch in loader_batches(self.loader):
                 loss = self._train_step(batch)
                 self.step += 1
                 batch_in_epoch += 1

@@ -46,7 +46,7 @@ from torch import nn
 from vitpose.config import parse_input_size
 from vitpose.datasets import DatasetInfo
 from vitpose.datasets.custom import infer_dataset_info, resolve_dataset_info
-from vitpose.errors import VitPoseError
+from vitpose.errors import CheckpointError, ConfigError, VitPoseError
 from vitpose.models.pose import VitPoseForPoseEstimation
 from vitpose.training.augment import AugmentConfig
 from vitpose.training.checkpointing import check_fresh_out, find_resume_dir, load_training_state
@@ -347,14 +347,23 @@ class Trainer(TrainingLoop):
         source: Any = self._model_arg if self._model_arg is not None else cfg.model
         if resume_dir is not None:
             source = str(resume_dir)
-        model, changes = build_training_model(
-            source,
-            self.infos,
-            # (width, height), checked by TrainConfig; passed on as "HEIGHTxWIDTH" text, which warns about nothing.
-            input_size=None if cfg.input_size is None else f"{cfg.input_size[1]}x{cfg.input_size[0]}",
-            decoder=cfg.decoder if resume_dir is None else None,
-            drop_path=cfg.drop_path,
-        )
+        try:
+            model, changes = build_training_model(
+                source,
+                self.infos,
+                # (width, height), checked by TrainConfig; passed on as "HEIGHTxWIDTH" text, which warns about
+                # nothing.
+                input_size=None if cfg.input_size is None else f"{cfg.input_size[1]}x{cfg.input_size[0]}",
+                decoder=cfg.decoder if resume_dir is None else None,
+                drop_path=cfg.drop_path,
+            )
+        except (CheckpointError, ConfigError) as err:
+            if resume_dir is None:
+                raise
+            raise type(err)(
+                f"cannot resume from {resume_dir}: {err}. Start a fresh run (without --resume, with another --out), "
+                "or resume a run whose --out holds a good last/"
+            ) from None
         for change in changes:
             self._say(change)
         self.model = model.to(self.device).train()
