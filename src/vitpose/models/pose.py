@@ -227,8 +227,8 @@ class VitPoseForPoseEstimation(nn.Module):
         if pixel_values.ndim == 4 and shape[1] == bb.num_channels and list(shape[2:]) != list(bb.image_size):
             (h, w), (height, width) = shape[2:], bb.image_size
             raise VitPoseError(
-                f"pixel_values are {w}x{h} crops (width x height) but this model takes {width}x{height} "
-                f"(backbone_config.image_size {[height, width]}): crop with "
+                f"pixel_values are {w}x{h} crops (width x height) but this model takes {width}x{height}: pixel_values "
+                f"of shape {expected} (backbone_config.image_size {[height, width]}): crop with "
                 f"VitPoseImageProcessor(size={{'height': {height}, 'width': {width}}}), e.g. "
                 "VitPoseImageProcessor.from_pretrained of the same checkpoint"
             )
