@@ -121,6 +121,36 @@ def test_predict_reports_bad_files_and_goes_on(checkpoint, coco_dir, tmp_path, c
     assert len(json.loads((out / "predictions.json").read_text())) == 1
 
 
+def test_an_image_that_cannot_be_read_again_to_draw_is_reported_and_the_run_goes_on(
+    checkpoint, coco_dir, tmp_path, capsys, monkeypatch
+):
+    """predict reads each image twice (to estimate, then to draw on it): a file that changed or went in between is
+    reported as that input's failure, the others keep their results, and predictions.json stays valid."""
+    import vitpose.media
+    from vitpose.errors import ImageReadError
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("000000000785.jpg", "000000040083.jpg"):
+        shutil.copy(coco_dir / name, inputs / name)
+    real = vitpose.media.load_image
+
+    def gone_on_second_read(source):  # the estimator's read goes through its own import of load_image
+        if str(source).endswith("000000040083.jpg"):
+            raise ImageReadError(f"{source}: no such file", path=str(source), reason="no such file")
+        return real(source)
+
+    monkeypatch.setattr(vitpose.media, "load_image", gone_on_second_read)
+    out = tmp_path / "out"
+    code = cli_main(["predict", str(inputs), "--model", str(checkpoint), "--detector", "full-image",
+                     "--device", "cpu", "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "000000040083.jpg: it could not be read again to draw its poses: no such file" in err
+    predictions = json.loads((out / "predictions.json").read_text())
+    assert [p["file_name"] for p in predictions] == [str(inputs / "000000000785.jpg")]
+    assert (out / "000000000785.jpg").is_file() and not (out / "000000040083.jpg").exists()
+
+
 def test_predict_folder_without_images(checkpoint, tmp_path, capsys):
     (tmp_path / "nothing").mkdir()
     (tmp_path / "nothing" / "readme.txt").write_text("no images here")

@@ -326,3 +326,16 @@ def test_a_signal_inside_protected_waits_for_the_end_of_the_block():
         steps.append("finished")
     assert steps == ["written", "finished"]
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handlers are restored
+
+
+def test_json_text_is_always_strict_json():
+    """What the commands write is valid JSON even when a value is NaN or infinite (a diverged loss): null."""
+    import json
+    import math
+
+    from vitpose.outputs import json_text
+
+    text = json_text({"loss": math.nan, "AP": [0.5, math.inf, -math.inf], "n": 3, "nested": ({"x": 1.25},)})
+    assert json.loads(text) == {"loss": None, "AP": [0.5, None, None], "n": 3, "nested": [{"x": 1.25}]}
+    assert "NaN" not in text and "Infinity" not in text
+    assert json_text([1.0, 2.5], indent=None) == json.dumps([1.0, 2.5])  # finite values are written as json.dumps does

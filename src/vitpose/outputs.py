@@ -24,6 +24,8 @@ It sits at the bottom of the layers (it needs only `vitpose.errors`): the comman
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import signal
 import tempfile
@@ -42,6 +44,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "files_of",
+    "json_text",
     "protected",
     "replace_durably",
     "stop_signal",
@@ -221,6 +224,22 @@ def _fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_text(value: Any, **kwargs: Any) -> str:
+    """`json.dumps(value, **kwargs)` that is always valid JSON: a NaN or infinite float (a diverged loss, a metric
+    with nothing to measure) is written as null, never as the `NaN` / `Infinity` that strict JSON readers reject."""
+    return json.dumps(_finite(value), allow_nan=False, **kwargs)
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:

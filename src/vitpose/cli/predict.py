@@ -18,8 +18,8 @@ from vitpose.cli.common import (
     add_threshold_options,
     estimator_from_args,
 )
-from vitpose.errors import VitPoseError
-from vitpose.outputs import InputFiles, atomic_write_bytes, atomic_write_text, protected, stop_signal
+from vitpose.errors import ImageReadError, VitPoseError
+from vitpose.outputs import InputFiles, atomic_write_bytes, atomic_write_text, json_text, protected, stop_signal
 
 __all__ = ["PREDICTIONS_NAME", "STATE_NAME", "add_parser", "run"]
 
@@ -127,7 +127,14 @@ def run(args: argparse.Namespace) -> int:
                 "people": len(result),
                 "predictions": result.to_coco(image_id=image_id),
             }
-            rgb, _ = load_image(path)
+            try:  # the file is read again to draw on it: it may have changed or gone since
+                rgb, _ = load_image(path)
+            except ImageReadError as err:
+                failed = FailedImage(str(path), f"it could not be read again to draw its poses: {err.reason}")
+                failures.append(failed)
+                progress.write(f"vitpose predict: {failed.source}: {failed.reason}", file=sys.stderr)
+                processed += 1
+                continue
             encoded = _encode_image(entry["name"], result.draw(rgb, kpt_thr=args.kpt_thr))
             with protected():  # the annotated image and its line are recorded together or not at all
                 atomic_write_bytes(out / entry["name"], encoded)
@@ -143,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
             stream.close()
     with protected(raise_pending=False):  # a second signal now would only lose what is finished
         predictions = [p for position in sorted(done) for p in done[position]["predictions"]]
-        atomic_write_text(out / PREDICTIONS_NAME, json.dumps(predictions))
+        atomic_write_text(out / PREDICTIONS_NAME, json_text(predictions))
         journal.close(remove=not interrupted)
     people = sum(entry["people"] for entry in done.values())
     if interrupted:
@@ -248,11 +255,11 @@ class _Journal:
     def __init__(self, path: Path, settings: dict[str, Any], done: list[dict[str, Any]]) -> None:
         self.path = path
         lines = [{"vitpose_predict": STATE_VERSION, "settings": settings}, *done]
-        atomic_write_text(path, "".join(json.dumps(line) + "\n" for line in lines))
+        atomic_write_text(path, "".join(json_text(line) + "\n" for line in lines))
         self._file = path.open("a", encoding="utf-8")
 
     def _line(self, obj: Any) -> None:
-        self._file.write(json.dumps(obj) + "\n")
+        self._file.write(json_text(obj) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
 

@@ -13,7 +13,6 @@ leaves a complete `last/` or `last.old/`; `find_resume_dir` takes either.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import random
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 
 from vitpose.errors import CheckpointError, VitPoseError
+from vitpose.outputs import json_text
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -153,7 +153,7 @@ def write_best(out: Path, model: nn.Module, row: Mapping[str, Any]) -> None:
     """Write `out/best` (model + `metrics.json` with the epoch's row) atomically."""
     tmp = _fresh_tmp(out, "best")
     save_model(model, tmp)
-    (tmp / "metrics.json").write_text(json.dumps(dict(row), indent=2) + "\n")
+    (tmp / "metrics.json").write_text(json_text(dict(row), indent=2) + "\n")  # a NaN metric is null, valid JSON
     replace_dir(tmp, out / "best")
 
 
