@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import COCO_DIR, make_hf_model, save_hf
+from conftest import COCO_DIR, DATA, make_hf_model, require_shared, save_hf
 from vitpose.cli import main as cli_main
 
 pytestmark = pytest.mark.slow
@@ -254,7 +254,8 @@ def test_eval_interrupted_writes_the_finished_predictions(eval_set, checkpoint, 
     last = _last_line(err)
     match = re.fullmatch(
         rf"vitpose eval: interrupted \(Ctrl-C\): stopped after (\d+) of {N_IMAGES} images; no metrics \(they need "
-        rf"every image\); the predictions of the \d+ images? done are in {re.escape(str(out))}",
+        rf"every image\); the predictions of the \d+ images? done are in {re.escape(str(out))}; rerun with --resume "
+        "to continue",
         last,
     )
     assert match, last
@@ -264,6 +265,77 @@ def test_eval_interrupted_writes_the_finished_predictions(eval_set, checkpoint, 
     predictions = json.loads(out.read_text())
     assert predictions == [p for p in wanted if p["image_id"] <= done]  # the first `done` images, none lost
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_eval_resume_ends_with_the_uninterrupted_metrics_and_predictions(eval_set, checkpoint, tmp_path, capsys):
+    full = tmp_path / "full.json"
+    code, stdout, err = Run(*_eval_args(eval_set, checkpoint, full), "--json").finish()
+    assert code == 0, err
+    metrics = json.loads(stdout.strip().splitlines()[-1])
+    out = tmp_path / "partial.json"
+    state = tmp_path / "partial.json.partial.jsonl"
+    run = Run(*_eval_args(eval_set, checkpoint, out), "--json")
+    run.wait_for(f"line 2 of {state.name}", lambda: _lines(state) >= 2)  # the header and the first image
+    run.proc.send_signal(signal.SIGINT)
+    code, stdout, err = run.finish()
+    assert code == 130, err
+    assert _last_line(err).endswith("; rerun with --resume to continue"), err
+    assert not stdout.strip(), "no metrics of a partial set"
+    entries = [json.loads(line) for line in state.read_text().splitlines()[1:]]
+    done = len(entries)
+    assert 1 <= done < N_IMAGES, "the run finished before the signal: it proves nothing"
+    assert [e["position"] for e in entries] == list(range(done))
+    assert json.loads(out.read_text()) == [p for p in json.loads(full.read_text()) if p["image_id"] <= done]
+    args = [str(a) for a in _eval_args(eval_set, checkpoint, out)]
+    # Refusals come before the model loads: checked in this process.
+    assert cli_main(args) == 2  # a plain rerun would drop the interrupted run
+    assert "add --resume to continue it" in capsys.readouterr().err
+    assert cli_main([*args, "--resume", "--flip-test"]) == 2
+    assert "other settings: flip_test (False then, True now)" in capsys.readouterr().err
+    assert cli_main([*args, "--resume", "--det-thr", "0.5"]) == 2
+    assert "other settings: det_thr (0.0 then, 0.5 now)" in capsys.readouterr().err
+    code, stdout, err = Run(*args, "--resume", "--json").finish()
+    assert code == 0, err
+    assert f"resuming: {done} images already done" in err
+    assert json.loads(stdout.strip().splitlines()[-1]) == metrics
+    assert out.read_bytes() == full.read_bytes()  # byte for byte
+    assert not state.exists(), "a finished run leaves no partial results"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert cli_main([*args, "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dataset", ["coco", "mpii"])
+def test_evaluate_resumed_from_the_records_of_some_images_is_the_uninterrupted_report(dataset, tmp_path):
+    """The library hook under `eval --resume`: the records `on_image` got (through JSON, as the partial file keeps
+    them) of some images, given back as `finished`, skip those images and give the same predictions and metrics."""
+    from vitpose.evaluation import evaluate
+
+    if dataset == "coco":
+        annotations, images, k = COCO_DIR / "test_coco.json", COCO_DIR, 17
+    else:
+        annotations, images, k = require_shared(DATA / "mpii" / "test_mpii.json"), DATA / "mpii", 16
+    model = save_hf(make_hf_model(num_labels=k), tmp_path / "model")
+    records: list[dict] = []
+    full = evaluate(str(model), annotations, images, device="cpu", on_image=records.append)
+    assert [r["position"] for r in records] == list(range(len(records))) and len(records) >= 2
+    kept = {r["position"]: json.loads(json.dumps(r)) for r in records[: len(records) // 2]}
+    seen: list[int] = []
+    resumed = evaluate(
+        str(model), annotations, images, device="cpu", finished=kept, on_image=lambda r: seen.append(r["position"])
+    )
+    assert seen == [r["position"] for r in records[len(records) // 2 :]]  # only the images not done
+    assert json.dumps(resumed.predictions) == json.dumps(full.predictions)
+    assert resumed.metrics == full.metrics and resumed.num_instances == full.num_instances
+    moved = {1 if 0 in kept else 0: kept[min(kept)]}  # a record at another image's position
+    with pytest.raises(Exception, match="the images differ from the interrupted run's"):
+        evaluate(str(model), annotations, images, device="cpu", finished=moved)
+
+
+def test_eval_resume_needs_out(eval_set, checkpoint, capsys):
+    args = [str(a) for a in _eval_args(eval_set, checkpoint, Path("unused.json"))[:-2]]
+    assert cli_main([*args, "--resume"]) == 2
+    assert "--resume needs the --out FILE" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------- video

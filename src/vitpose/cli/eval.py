@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,12 @@ from vitpose.cli.common import DEFAULT_MODEL, INTERRUPTED, add_model_files, add_
 from vitpose.errors import VitPoseError
 from vitpose.outputs import InputFiles, atomic_write_text, files_of, protected, stop_signal
 
-__all__ = ["add_parser", "run"]
+__all__ = ["PARTIAL_SUFFIX", "add_parser", "run"]
+
+PARTIAL_SUFFIX = ".partial.jsonl"
+"""The partial results of a run in progress, next to --out (`P.json` -> `P.json.partial.jsonl`): a header line (the
+settings) and one line per finished image; removed when the run ends, kept when it is interrupted (--resume)."""
+STATE_VERSION = 1
 
 
 def add_parser(subparsers: Any) -> None:
@@ -35,8 +41,15 @@ def add_parser(subparsers: Any) -> None:
     ev.add_argument("--headboxes", help="MPII: the official mpii_gt_val.mat with the head boxes of PCKh")
     ev.add_argument(
         "--out",
-        help="write the scored predictions (JSON) here (atomically; on Ctrl-C or SIGTERM, those of the images "
-        "done, and no metrics: exit code 130)",
+        help="write the scored predictions (JSON) here (atomically); each finished image is recorded at once in "
+        f"OUT{PARTIAL_SUFFIX}; on Ctrl-C or SIGTERM, the predictions of the images done, no metrics, exit code 130, "
+        "and --resume continues",
+    )
+    ev.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run of --out: skip the images it finished (the same model, inputs and "
+        "options; the metrics and --out are those of an uninterrupted run)",
     )
     ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     ev.set_defaults(func=run)
@@ -53,6 +66,12 @@ def run(args: argparse.Namespace) -> int:
     from vitpose.evaluation import EvaluationInterrupted, evaluate
 
     _check_out(args)
+    settings = _settings(args)
+    journal = _Journal(args.out, settings, resume=args.resume) if args.out else None  # before the model loads
+    if args.resume and journal is None:
+        raise VitPoseError("--resume needs the --out FILE of the interrupted run (its partial results are beside it)")
+    if journal is not None and journal.done:
+        print(f"vitpose eval: resuming: {len(journal.done)} images already done ({journal.path})", file=sys.stderr)
     try:
         report = evaluate(
             args.model or DEFAULT_MODEL,
@@ -67,22 +86,31 @@ def run(args: argparse.Namespace) -> int:
             det_thr=args.det_thr,
             nms_thr=None if args.no_nms else args.nms_thr,
             headboxes=args.headboxes,
+            finished=journal.done if journal is not None else None,
+            on_image=journal.write if journal is not None else None,
         )
     except EvaluationInterrupted as stop:
         where = f"stopped after {stop.done} of {stop.total} images; no metrics (they need every image)"
-        if args.out:
+        if journal is not None:
             with protected(raise_pending=False):
                 _write_predictions(args.out, stop.predictions)
+                journal.close(remove=False)
             where += f"; the predictions of the {stop.done} image{'s' if stop.done != 1 else ''} done are in {args.out}"
+            where += "; rerun with --resume to continue"
         else:
-            where += " (give --out FILE to keep the predictions of the images done)"
+            where += " (give --out FILE to keep the predictions of the images done and to be able to --resume)"
         print(f"vitpose eval: interrupted ({stop_signal()}): {where}", file=sys.stderr)
         return INTERRUPTED
+    except BaseException:
+        if journal is not None and journal.started:
+            journal.close(remove=False)  # an error after some images: they are kept for --resume
+        raise
     for note in report.notes:
         print(f"vitpose eval: note: {note}", file=sys.stderr)
-    if args.out:
+    if journal is not None:
         with protected():
             _write_predictions(args.out, report.predictions)
+            journal.close(remove=True)  # a finished run leaves no partial results
     if args.json:
         print(json.dumps(report.metrics))
     else:
@@ -93,6 +121,107 @@ def run(args: argparse.Namespace) -> int:
         )
         print(report.table())
     return 0
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What decides the predictions and metrics (not the device or the batch size): a resumed run must have the
+    same."""
+    dataset = args.dataset
+    if dataset is not None and not isinstance(dataset, str | int):
+        dataset = getattr(dataset, "name", str(dataset))
+    model = args.model or DEFAULT_MODEL
+    files = ("annotations", "images", "detections", "headboxes")
+    return {
+        "model": os.path.realpath(model) if os.path.exists(model) else model,
+        **{k: None if getattr(args, k) is None else os.path.realpath(getattr(args, k)) for k in files},
+        "dataset": dataset,
+        "flip_test": bool(args.flip_test),
+        "det_thr": args.det_thr,
+        "nms_thr": None if args.no_nms else args.nms_thr,
+    }
+
+
+class _Journal:
+    """The partial results beside --out: the settings, then one JSON line per finished image, each flushed and
+    fsynced as it is written. A fresh run creates it at its first image; --resume reads it (checked against this
+    run's settings) and starts it again (atomically) with the images done, which drops a last line a kill cut
+    short."""
+
+    def __init__(self, out: str, settings: dict[str, Any], resume: bool) -> None:
+        self.path = Path(out + PARTIAL_SUFFIX)
+        self.settings = settings
+        self.done: dict[int, dict[str, Any]] = {}
+        self._file: Any = None
+        if not self.path.is_file():
+            if resume:
+                raise VitPoseError(
+                    f"--resume: nothing to resume: no {self.path} (the partial results of an interrupted run with "
+                    f"--out {out}); run without --resume to evaluate"
+                )
+            return
+        header, entries = self._read()
+        if not resume:
+            raise VitPoseError(
+                f"--out {out}: an interrupted run left {self.path} ({len(entries)} images done): add --resume to "
+                "continue it, or remove that file (or choose another --out) to start again"
+            )
+        then = header.get("settings", {}) if isinstance(header.get("settings"), dict) else {}
+        changed = [k for k in settings if then.get(k) != settings[k]]
+        if changed:
+            names = ", ".join(f"{k} ({then.get(k)!r} then, {settings[k]!r} now)" for k in changed)
+            raise VitPoseError(
+                f"--resume: the interrupted run of {out} had other settings: {names}; resume with the same options, "
+                "or remove its partial results to start again"
+            )
+        for entry in entries:
+            if not isinstance(entry.get("position"), int):
+                raise VitPoseError(f"{self.path}: a line without its image position; remove the file to start again")
+            self.done[entry["position"]] = entry
+        self._start()
+
+    def _read(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        lines = self.path.read_text(encoding="utf-8").split("\n")
+        records = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                if number >= len(lines) - 1:  # the last line, cut short by a kill: that image is simply redone
+                    break
+                raise VitPoseError(f"{self.path}: line {number} is not JSON; remove the file to start again") from None
+        header = records[0] if records else {}
+        if not isinstance(header, dict) or header.get("vitpose_eval") != STATE_VERSION:
+            raise VitPoseError(f"{self.path}: not the partial results of vitpose eval; remove it to start again")
+        return header, [r for r in records[1:] if isinstance(r, dict)]
+
+    def _start(self) -> None:
+        lines = [{"vitpose_eval": STATE_VERSION, "settings": self.settings}, *(self.done[p] for p in sorted(self.done))]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path, "".join(json.dumps(line) + "\n" for line in lines))
+        self._file = self.path.open("a", encoding="utf-8")
+
+    @property
+    def started(self) -> bool:
+        return self._file is not None
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._file is None:
+            self._start()
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self, remove: bool) -> None:
+        """Close the file; remove it (a finished run), or keep it for --resume (started if no image was done)."""
+        if self._file is None and not remove:
+            self._start()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if remove:
+            self.path.unlink(missing_ok=True)
 
 
 def _write_predictions(path: str, predictions: list) -> None:
@@ -117,7 +246,11 @@ def _check_out(args: argparse.Namespace) -> None:
         inputs.add("an image of --images", image)
     if args.images and is_image_file(args.out):
         inputs.add_folder("the --images folder", args.images)  # an image file name anywhere in the images' tree
-    inputs.check_outputs([args.out], option="--out", hint="choose another file name for the predictions (JSON)")
+    inputs.check_outputs(
+        [args.out, args.out + PARTIAL_SUFFIX],
+        option="--out",
+        hint="choose another file name for the predictions (JSON)",
+    )
 
 
 def _score_file(args: argparse.Namespace) -> int:

@@ -37,6 +37,7 @@ from vitpose.errors import AnnotationError
 from vitpose.inference.estimator import PoseEstimator
 from vitpose.media import FailedImage, ImageReadWarning, find_image_files
 from vitpose.ops.oks import pose_nms
+from vitpose.outputs import protected
 
 METRIC_KEYS = ("AP", "AP50", "AP75", "APm", "APl", "AR")
 
@@ -248,6 +249,8 @@ def evaluate(
     nms_thr: float | None = 0.9,
     rescore_thr: float = 0.2,
     headboxes: str | os.PathLike[str] | None = None,
+    finished: Mapping[int, Mapping[str, Any]] | None = None,
+    on_image: Callable[[dict[str, Any]], None] | None = None,
 ) -> EvalReport:
     """Run a model over an annotated data set and score it as the original ViTPose does.
 
@@ -266,6 +269,13 @@ def evaluate(
         nms_thr: OKS-NMS threshold (0.9); None turns it off.
         rescore_thr: keypoint scores above it enter the instance score (0.2).
         headboxes: MPII only: the official `mpii_gt_val.mat` for the head sizes (see `vitpose.evaluation.mpii`).
+        finished: to continue an interrupted run: the records `on_image` received then (position -> record, as
+            JSON gives them back); those images are not run again and the report is that of an uninterrupted run.
+            A record whose image is not the one at its position now is an `EvaluationError`.
+        on_image: called with the record of each image as it is finished (a JSON-serialisable dict: `position`
+            in the evaluation's image order, the image (`image_id`, or `image` for MPII), `people`, and its
+            results); a signal held by `vitpose.outputs.protected` waits until it returns. Unreadable images have
+            no record (a resumed run tries them again).
 
     Returns:
         An `EvalReport`.
@@ -290,7 +300,9 @@ def evaluate(
                 f"{source or 'annotations'}: a COCO-format file with MPII's 16 joints; MPII is scored (PCKh) from "
                 "its own format, the mmpose JSON list (mpii_val.json): pass that file"
             )
-        return _evaluate_mpii(loaded(), data, source, images, info, batch_size, progress, headboxes)
+        return _evaluate_mpii(
+            loaded(), data, source, images, info, batch_size, progress, headboxes, finished or {}, on_image
+        )
     from vitpose.evaluation.metrics import evaluate_predictions
 
     data = load_coco_keypoints(data, info, source=source)  # errors name the file
@@ -304,23 +316,27 @@ def evaluate(
     else:
         per_image = _detection_boxes(detections, data, info, det_thr, notes)
     ids = [key for key, _ in image_entries]
-    predictions: list[dict[str, Any]] = []
+    done = _resumed(finished or {}, ids, "image_id")  # position -> record
+    todo = [position for position in range(len(ids)) if position not in done]
     sigmas = np.asarray(info.sigmas, np.float64)
-    count = 0
     stream = estimator.iter_predict(
-        [paths[i] for i in ids],
-        boxes=[np.array([b for b, _, _ in per_image[i]], np.float64).reshape(-1, 4) for i in ids],
-        box_scores=[np.array([s for _, s, _ in per_image[i]], np.float64) for i in ids],
+        [paths[ids[p]] for p in todo],
+        boxes=[np.array([b for b, _, _ in per_image[ids[p]]], np.float64).reshape(-1, 4) for p in todo],
+        box_scores=[np.array([s for _, s, _ in per_image[ids[p]]], np.float64) for p in todo],
         errors="report",
     )
     if progress:
         from tqdm import tqdm
 
-        stream = tqdm(stream, total=len(ids), unit="img", desc="evaluating")
-    finished = 0
+        stream = tqdm(stream, total=len(ids), initial=len(done), unit="img", desc="evaluating")
     failed: dict[Any, FailedImage] = {}
+
+    def merged() -> list[dict[str, Any]]:  # in the order of the images, as an uninterrupted run
+        return [p for position in sorted(done) for p in done[position]["predictions"]]
+
     try:
-        for image_id, result in zip(ids, stream, strict=True):
+        for position, result in zip(todo, stream, strict=True):
+            image_id = ids[position]
             if isinstance(result, FailedImage):
                 failed[image_id] = _skip_unreadable(result)
                 continue
@@ -337,13 +353,22 @@ def evaluate(
                     padding=estimator.processor.padding_factor,
                 )
             # COCO keypoint results as the original writes them: full precision, no bbox (see EvalReport).
-            predictions += result.select(keep).to_coco(
-                image_id=image_id, category_id=categories[keep], file_name=False, bbox=False, decimals=None
-            )
-            count += len(result)
-            finished += 1
+            record = {
+                "position": position,
+                "image_id": image_id,
+                "people": len(result),
+                "predictions": result.select(keep).to_coco(
+                    image_id=image_id, category_id=categories[keep], file_name=False, bbox=False, decimals=None
+                ),
+            }
+            with protected():  # the image counts as done once it is recorded
+                done[position] = record
+                if on_image is not None:
+                    on_image(record)
     except KeyboardInterrupt:
-        raise EvaluationInterrupted(predictions, finished, len(ids)) from None
+        raise EvaluationInterrupted(merged(), len(done), len(ids)) from None
+    predictions = merged()
+    count = sum(int(record["people"]) for record in done.values())
     if failed:
         data = _without_unreadable(data, failed, len(ids), notes)
     if not predictions and data["annotations"]:  # scored as AP 0: say why it is 0 (the warnings are muted below)
@@ -355,6 +380,20 @@ def evaluate(
         warnings.simplefilter("ignore")
         metrics = evaluate_predictions(data, predictions, info)
     return EvalReport(metrics, predictions, info, len(ids) - len(failed), count, notes, list(failed.values()))
+
+
+def _resumed(finished: Mapping[int, Mapping[str, Any]], keys: list[Any], field: str) -> dict[int, dict[str, Any]]:
+    """The records of the images an interrupted run finished (position -> record), each checked against the image
+    at its position now."""
+    done: dict[int, dict[str, Any]] = {}
+    for position, record in finished.items():
+        if not isinstance(position, int) or not 0 <= position < len(keys) or keys[position] != record.get(field):
+            raise EvaluationError(
+                f"the images differ from the interrupted run's (its image {record.get(field)!r} is not image "
+                f"{position} of the annotations now): evaluate the same annotations, or start again"
+            )
+        done[position] = dict(record)
+    return done
 
 
 def _skip_unreadable(failure: FailedImage) -> FailedImage:
@@ -397,6 +436,8 @@ def _evaluate_mpii(
     batch_size: int,
     progress: bool,
     headboxes: Any,
+    finished: Mapping[int, Mapping[str, Any]],
+    on_image: Callable[[dict[str, Any]], None] | None,
 ) -> EvalReport:
     from vitpose.evaluation.mpii import load_mpii, pckh
 
@@ -424,27 +465,43 @@ def _evaluate_mpii(
         )
         for name in order
     ]
-    stream = estimator.iter_predict([paths[name] for name in order], regions=regions, errors="report")
+    done = _resumed(finished, order, "image")  # position -> record
+    todo = [position for position in range(len(order)) if position not in done]
+    stream = estimator.iter_predict(
+        [paths[order[p]] for p in todo], regions=[regions[p] for p in todo], errors="report"
+    )
     if progress:
         from tqdm import tqdm
 
-        stream = tqdm(stream, total=len(order), unit="img", desc="evaluating")
+        stream = tqdm(stream, total=len(order), initial=len(done), unit="img", desc="evaluating")
     keypoints = np.zeros((len(samples), info.num_keypoints, 2), np.float64)
     scores = np.zeros((len(samples), info.num_keypoints), np.float64)
-    finished: list[int] = []  # the samples of the images done
+    for record in done.values():  # what the interrupted run finished, as it computed it
+        for index, (joints, joint_scores) in zip(members[record["image"]], record["rows"], strict=True):
+            keypoints[index] = np.asarray(joints, np.float64)
+            scores[index] = np.asarray(joint_scores, np.float64)
     failed: dict[str, FailedImage] = {}
     try:
-        for name, result in zip(order, stream, strict=True):
+        for position, result in zip(todo, stream, strict=True):
+            name = order[position]
             if isinstance(result, FailedImage):
                 failed[name] = _skip_unreadable(result)
                 continue
+            rows = []
             for row, index in enumerate(members[name]):
                 keypoints[index] = result.keypoints[row]
                 scores[index] = result.keypoint_scores[row]
-            finished += members[name]
+                rows.append([keypoints[index].tolist(), scores[index].tolist()])
+            record = {"position": position, "image": name, "people": len(rows), "rows": rows}
+            with protected():  # the image counts as done once it is recorded
+                done[position] = record
+                if on_image is not None:
+                    on_image(record)
     except KeyboardInterrupt:
-        done = len({samples[i].image for i in finished})
-        raise EvaluationInterrupted(_mpii_predictions(samples, keypoints, scores, finished), done, len(order)) from None
+        finished_rows = [i for position in sorted(done) for i in members[order[position]]]
+        raise EvaluationInterrupted(
+            _mpii_predictions(samples, keypoints, scores, finished_rows), len(done), len(order)
+        ) from None
     kept = [i for i, s in enumerate(samples) if s.image not in failed]
     if failed:
         _unreadable_note(failed, len(order), notes)
