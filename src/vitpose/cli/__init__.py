@@ -1,6 +1,6 @@
 """`vitpose` command line: thin argument parsing over the library; no logic of its own.
 
-One module per subcommand (`predict`, `eval`, `video`, `train`, `export`, `convert` with `info`), each with an
+One module per subcommand (`predict`, `eval`, `video`, `train`, `export`, `serve`, `convert` with `info`), each with an
 `add_parser(subparsers)`; the option groups they share and the one error handler are in `vitpose.cli.common`.
 """
 
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The `vitpose` parser with every subcommand."""
     # Imported here, not at the top: `python -m vitpose.cli.train` (torchrun's form) imports this package first,
     # and runpy warns when the module it is about to run is already in sys.modules.
-    from vitpose.cli import convert, export, predict, train, video
+    from vitpose.cli import convert, export, predict, serve, train, video
     from vitpose.cli import eval as evaluate
 
     parser = argparse.ArgumentParser(prog="vitpose", description="ViTPose and ViTPose++ pose estimation.")
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_parser(sub)
     train.add_parser(sub)
     export.add_parser(sub)
+    serve.add_parser(sub)
     convert.add_info_parser(sub)
     return parser
 

@@ -1,0 +1,82 @@
+"""`vitpose serve --model M [--host 127.0.0.1] [--port 8000] ...`: thin argument parsing over `vitpose.serve`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from vitpose.cli.common import (
+    add_detector_options,
+    add_model_options,
+    add_threshold_options,
+    estimator_from_args,
+    positive_float,
+    positive_int,
+)
+from vitpose.errors import VitPoseError
+
+API_KEY_ENV = "VITPOSE_API_KEY"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from vitpose.serve import require_serve
+
+    require_serve()  # before loading the model: one line naming the extra
+    import uvicorn
+
+    from vitpose.serve import create_app
+
+    if args.max_wait_ms < 0:
+        raise VitPoseError(f"--max-wait-ms must be >= 0, got {args.max_wait_ms}")
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    estimator = estimator_from_args(args)
+    app = create_app(
+        estimator,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        queue_size=args.queue_size,
+        max_upload_mb=args.max_upload_mb,
+        max_pixels=args.max_pixels or None,
+        timeout_s=args.timeout_s,
+        api_key=api_key,
+        model_name=str(args.model),
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `serve` on the `vitpose` command's subparsers."""
+    from vitpose.serve import DEFAULT_MAX_PIXELS
+
+    serve = subparsers.add_parser(
+        "serve",
+        help='an HTTP service: POST /v1/pose (needs: pip install "vitpose[serve]")',
+        description="Serve the model over HTTP: POST /v1/pose (an image -> the people's keypoints, JSON), GET "
+        "/v1/model, /healthz, /readyz; the OpenAPI schema at /openapi.json. The person crops of concurrent requests "
+        'share network batches on one worker thread. Needs: pip install "vitpose[serve]".',
+    )
+    add_model_options(serve, model_required=True)
+    add_detector_options(serve)
+    add_threshold_options(serve, kpt_thr=None)
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=positive_int, default=8000, help="port (8000)")
+    serve.add_argument("--max-batch", type=positive_int, default=16, help="most person crops per network batch (16)")
+    serve.add_argument(
+        "--max-wait-ms", type=float, default=5.0, help="longest wait for more crops to fill a batch, ms (5)"
+    )
+    serve.add_argument(
+        "--queue-size", type=positive_int, default=64, help="requests in progress at most; more get 503 (64)"
+    )
+    serve.add_argument("--max-upload-mb", type=positive_float, default=20.0, help="largest upload, MiB; 413 over (20)")
+    serve.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"largest image, pixels (decompression bombs); 413 over; 0: no limit of its own ({DEFAULT_MAX_PIXELS:,})",
+    )
+    serve.add_argument("--timeout-s", type=positive_float, default=30.0, help="time limit of a request, s; 504 (30)")
+    serve.add_argument(
+        "--api-key", default=None, help=f"require this key (X-API-Key or Authorization: Bearer); or ${API_KEY_ENV}"
+    )
+    serve.set_defaults(func=_serve)
