@@ -81,8 +81,9 @@ POSE_BODY = {
 }
 
 
-class ServiceError(Exception):
-    """An answer other than 200: `status`, the message, and headers (Retry-After)."""
+class ServiceError(VitPoseError):
+    """An answer other than 200: `status`, the message, and headers (Retry-After). A `VitPoseError`, as every error
+    of the package: what the client can fix is said in the message."""
 
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -376,6 +377,8 @@ def create_app(
             raise ServiceError(503, str(err), {"Retry-After": "1"}) from None
         except RequestTimeout as err:
             raise ServiceError(504, f"{err} ({timeout_s:g} s)") from None
+        except ServiceError:
+            raise  # already an answer (413 over the pixel limit, 422 for the data set, ...)
         except ImageReadError as err:
             raise ServiceError(400, err.reason) from None
         except VitPoseError as err:
