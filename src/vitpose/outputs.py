@@ -34,10 +34,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from vitpose.errors import OutputError
+from vitpose.errors import OutputError, VitPoseError
 
 __all__ = [
     "InputFiles",
+    "Journal",
     "OutputError",
     "atomic_open",
     "atomic_path",
@@ -46,7 +47,9 @@ __all__ = [
     "files_of",
     "json_text",
     "protected",
+    "read_journal",
     "replace_durably",
+    "settings_changes",
     "stop_signal",
     "stop_signals",
 ]
@@ -330,3 +333,93 @@ def protected(*, raise_pending: bool = True) -> Iterator[None]:
 def stop_signal() -> str:
     """How the current run was interrupted, for messages: "Ctrl-C" (also the default) or "SIGTERM"."""
     return (_active[-1].signal if _active else None) or "Ctrl-C"
+
+
+# --------------------------------------------------------------------------- partial results (--resume)
+JOURNAL_VERSION = 1
+
+
+def _journal_header(kind: str, settings: dict[str, Any]) -> dict[str, Any]:
+    return {f"vitpose_{kind}": JOURNAL_VERSION, "settings": settings}
+
+
+def read_journal(path: PathLike, kind: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(settings, entries) of the partial results `Journal` wrote for `vitpose KIND` (`kind`: "predict", "eval").
+
+    A last line that a kill cut short is dropped (its image is simply redone); any other damage, or the file of
+    another command, is a `VitPoseError` saying to remove the file.
+    """
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8").split("\n")
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number >= len(lines) - 1:  # the last line, cut short by a kill: that image is simply redone
+                break
+            raise VitPoseError(f"{path}: line {number} is not JSON; remove the file to start again") from None
+    header = records[0] if records else {}
+    if not isinstance(header, dict) or header.get(f"vitpose_{kind}") != JOURNAL_VERSION:
+        raise VitPoseError(f"{path}: not the partial results of vitpose {kind}; remove it to start again")
+    settings = header.get("settings")
+    return (settings if isinstance(settings, dict) else {}), [r for r in records[1:] if isinstance(r, dict)]
+
+
+def settings_changes(then: dict[str, Any], now: dict[str, Any]) -> str | None:
+    """`key (old then, new now), ...` for the settings of `now` that differ from an interrupted run's, else None."""
+    changed = [k for k in now if then.get(k) != now[k]]
+    return ", ".join(f"{k} ({then.get(k)!r} then, {now[k]!r} now)" for k in changed) or None
+
+
+class Journal:
+    """The partial results of a run in progress: a header (the command and its settings), then one JSON line per
+    finished image, each flushed and fsynced as it is written (`read_journal` reads it back for --resume).
+
+    It is started atomically with the lines of the images already done (which drops a last line that a kill cut
+    short); `lazy`: only at the first `write` (or at `close(remove=False)`), so a run that fails before any image
+    leaves no file.
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        kind: str,
+        settings: dict[str, Any],
+        done: Iterable[dict[str, Any]] = (),
+        *,
+        lazy: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self._lines = [_journal_header(kind, settings), *done]
+        self._file: IO[str] | None = None
+        if not lazy:
+            self._start()
+
+    def _start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path, "".join(json_text(line) + "\n" for line in self._lines))
+        self._file = self.path.open("a", encoding="utf-8")
+
+    @property
+    def started(self) -> bool:
+        return self._file is not None
+
+    def write(self, entry: dict[str, Any]) -> None:
+        if self._file is None:
+            self._start()
+        self._file.write(json_text(entry) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self, remove: bool) -> None:
+        """Close the file; remove it (a finished run), or keep it for --resume (started if nothing was written)."""
+        if self._file is None and not remove:
+            self._start()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if remove:
+            self.path.unlink(missing_ok=True)

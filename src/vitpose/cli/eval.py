@@ -11,14 +11,22 @@ from typing import Any
 
 from vitpose.cli.common import DEFAULT_MODEL, INTERRUPTED, add_model_files, add_model_options, add_threshold_options
 from vitpose.errors import VitPoseError
-from vitpose.outputs import InputFiles, atomic_write_text, files_of, protected, stop_signal
+from vitpose.outputs import (
+    InputFiles,
+    Journal,
+    atomic_write_text,
+    files_of,
+    protected,
+    read_journal,
+    settings_changes,
+    stop_signal,
+)
 
 __all__ = ["PARTIAL_SUFFIX", "add_parser", "run"]
 
 PARTIAL_SUFFIX = ".partial.jsonl"
 """The partial results of a run in progress, next to --out (`P.json` -> `P.json.partial.jsonl`): a header line (the
 settings) and one line per finished image; removed when the run ends, kept when it is interrupted (--resume)."""
-STATE_VERSION = 1
 
 
 def add_parser(subparsers: Any) -> None:
@@ -141,87 +149,38 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-class _Journal:
-    """The partial results beside --out: the settings, then one JSON line per finished image, each flushed and
-    fsynced as it is written. A fresh run creates it at its first image; --resume reads it (checked against this
-    run's settings) and starts it again (atomically) with the images done, which drops a last line a kill cut
-    short."""
+class _Journal(Journal):
+    """The partial results beside --out (`outputs.Journal`). A fresh run creates it at its first image; --resume reads
+    it (checked against this run's settings) and starts it again with the images done."""
 
     def __init__(self, out: str, settings: dict[str, Any], resume: bool) -> None:
-        self.path = Path(out + PARTIAL_SUFFIX)
-        self.settings = settings
+        path = Path(out + PARTIAL_SUFFIX)
         self.done: dict[int, dict[str, Any]] = {}
-        self._file: Any = None
-        if not self.path.is_file():
+        if not path.is_file():
             if resume:
                 raise VitPoseError(
-                    f"--resume: nothing to resume: no {self.path} (the partial results of an interrupted run with "
+                    f"--resume: nothing to resume: no {path} (the partial results of an interrupted run with "
                     f"--out {out}); run without --resume to evaluate"
                 )
+            super().__init__(path, "eval", settings, lazy=True)
             return
-        header, entries = self._read()
+        then, entries = read_journal(path, "eval")
         if not resume:
             raise VitPoseError(
-                f"--out {out}: an interrupted run left {self.path} ({len(entries)} images done): add --resume to "
+                f"--out {out}: an interrupted run left {path} ({len(entries)} images done): add --resume to "
                 "continue it, or remove that file (or choose another --out) to start again"
             )
-        then = header.get("settings", {}) if isinstance(header.get("settings"), dict) else {}
-        changed = [k for k in settings if then.get(k) != settings[k]]
-        if changed:
-            names = ", ".join(f"{k} ({then.get(k)!r} then, {settings[k]!r} now)" for k in changed)
+        names = settings_changes(then, settings)
+        if names:
             raise VitPoseError(
                 f"--resume: the interrupted run of {out} had other settings: {names}; resume with the same options, "
                 "or remove its partial results to start again"
             )
         for entry in entries:
             if not isinstance(entry.get("position"), int):
-                raise VitPoseError(f"{self.path}: a line without its image position; remove the file to start again")
+                raise VitPoseError(f"{path}: a line without its image position; remove the file to start again")
             self.done[entry["position"]] = entry
-        self._start()
-
-    def _read(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        lines = self.path.read_text(encoding="utf-8").split("\n")
-        records = []
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                if number >= len(lines) - 1:  # the last line, cut short by a kill: that image is simply redone
-                    break
-                raise VitPoseError(f"{self.path}: line {number} is not JSON; remove the file to start again") from None
-        header = records[0] if records else {}
-        if not isinstance(header, dict) or header.get("vitpose_eval") != STATE_VERSION:
-            raise VitPoseError(f"{self.path}: not the partial results of vitpose eval; remove it to start again")
-        return header, [r for r in records[1:] if isinstance(r, dict)]
-
-    def _start(self) -> None:
-        lines = [{"vitpose_eval": STATE_VERSION, "settings": self.settings}, *(self.done[p] for p in sorted(self.done))]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.path, "".join(json.dumps(line) + "\n" for line in lines))
-        self._file = self.path.open("a", encoding="utf-8")
-
-    @property
-    def started(self) -> bool:
-        return self._file is not None
-
-    def write(self, record: dict[str, Any]) -> None:
-        if self._file is None:
-            self._start()
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def close(self, remove: bool) -> None:
-        """Close the file; remove it (a finished run), or keep it for --resume (started if no image was done)."""
-        if self._file is None and not remove:
-            self._start()
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        if remove:
-            self.path.unlink(missing_ok=True)
+        super().__init__(path, "eval", settings, [self.done[p] for p in sorted(self.done)])
 
 
 def _write_predictions(path: str, predictions: list) -> None:

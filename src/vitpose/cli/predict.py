@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -19,7 +18,17 @@ from vitpose.cli.common import (
     estimator_from_args,
 )
 from vitpose.errors import ImageReadError, VitPoseError
-from vitpose.outputs import InputFiles, atomic_write_bytes, atomic_write_text, json_text, protected, stop_signal
+from vitpose.outputs import (
+    InputFiles,
+    Journal,
+    atomic_write_bytes,
+    atomic_write_text,
+    json_text,
+    protected,
+    read_journal,
+    settings_changes,
+    stop_signal,
+)
 
 __all__ = ["PREDICTIONS_NAME", "STATE_NAME", "add_parser", "run"]
 
@@ -27,7 +36,6 @@ STATE_NAME = "predictions.partial.jsonl"
 """The partial results of a run in progress, in --out: a header line (the settings) and one line per finished
 image; removed when the run ends, kept (with a predictions.json of what is done) when it is interrupted."""
 PREDICTIONS_NAME = "predictions.json"
-STATE_VERSION = 1
 
 
 def add_parser(subparsers: Any) -> None:
@@ -107,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     processed = resumed  # images finished (results or failures), for "stopped after N of M"
     interrupted = False
     with protected():
-        journal = _Journal(out / STATE_NAME, settings, [done[p] for p in sorted(done)])
+        journal = Journal(out / STATE_NAME, "predict", settings, [done[p] for p in sorted(done)])
     stream = progress = None
     try:
         stream = estimator.iter_predict([paths[p] for p in todo], errors="report")
@@ -208,29 +216,14 @@ def _read_state(out: Path, paths: list[str], settings: dict[str, Any], resume: b
                 f"{STATE_NAME}); run without --resume to predict again"
             )
         return {}
-    lines = state_file.read_text(encoding="utf-8").split("\n")
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number >= len(lines) - 1:  # the last line, cut short by a kill: that image is simply redone
-                break
-            raise VitPoseError(f"{state_file}: line {number} is not JSON; remove the file to start again") from None
-    header = records[0] if records else {}
-    if not isinstance(header, dict) or header.get("vitpose_predict") != STATE_VERSION:
-        raise VitPoseError(f"{state_file}: not the partial results of vitpose predict; remove it to start again")
-    entries = [r for r in records[1:] if isinstance(r, dict)]
+    then, entries = read_journal(state_file, "predict")
     if not resume:
         raise VitPoseError(
             f"{out} holds an interrupted run ({len(entries)} images done, {state_file}): add --resume to continue "
             "it, or choose another --out (or remove that file) to start again"
         )
-    changed = [k for k in settings if header.get("settings", {}).get(k) != settings[k]]
-    if changed:
-        names = ", ".join(f"{k} ({header.get('settings', {}).get(k)!r} then, {settings[k]!r} now)" for k in changed)
+    names = settings_changes(then, settings)
+    if names:
         raise VitPoseError(
             f"--resume: the interrupted run in {out} had other settings: {names}; resume with the same options, or "
             "choose another --out"
@@ -245,31 +238,6 @@ def _read_state(out: Path, paths: list[str], settings: dict[str, Any], resume: b
             )
         done[position] = entry
     return done
-
-
-class _Journal:
-    """The partial results file: the settings, then one JSON line per finished image, each flushed and fsynced as
-    it is written. Started (atomically) with the lines of the images already done, which drops a last line that a
-    kill cut short."""
-
-    def __init__(self, path: Path, settings: dict[str, Any], done: list[dict[str, Any]]) -> None:
-        self.path = path
-        lines = [{"vitpose_predict": STATE_VERSION, "settings": settings}, *done]
-        atomic_write_text(path, "".join(json_text(line) + "\n" for line in lines))
-        self._file = path.open("a", encoding="utf-8")
-
-    def _line(self, obj: Any) -> None:
-        self._file.write(json_text(obj) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def write(self, entry: dict[str, Any]) -> None:
-        self._line(entry)
-
-    def close(self, remove: bool) -> None:
-        self._file.close()
-        if remove:
-            self.path.unlink(missing_ok=True)
 
 
 def _unique_name(path: Path, used: set[str], avoid: Callable[[str], bool] | None = None) -> str:
