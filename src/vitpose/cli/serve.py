@@ -10,10 +10,11 @@ from vitpose.cli.common import (
     add_model_options,
     add_threshold_options,
     estimator_from_args,
+    non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
 )
-from vitpose.errors import VitPoseError
 
 API_KEY_ENV = "VITPOSE_API_KEY"
 
@@ -26,8 +27,6 @@ def _serve(args: argparse.Namespace) -> int:
 
     from vitpose.serve import create_app
 
-    if args.max_wait_ms < 0:
-        raise VitPoseError(f"--max-wait-ms must be >= 0, got {args.max_wait_ms}")
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     estimator = estimator_from_args(args)
     app = create_app(
@@ -63,7 +62,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=positive_int, default=8000, help="port (8000)")
     serve.add_argument("--max-batch", type=positive_int, default=16, help="most person crops per network batch (16)")
     serve.add_argument(
-        "--max-wait-ms", type=float, default=5.0, help="longest wait for more crops to fill a batch, ms (5)"
+        "--max-wait-ms",
+        type=non_negative_float,
+        default=5.0,
+        help="longest wait for more crops to fill a batch, ms (5)",
     )
     serve.add_argument(
         "--queue-size", type=positive_int, default=64, help="requests in progress at most; more get 503 (64)"
@@ -71,7 +73,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-upload-mb", type=positive_float, default=20.0, help="largest upload, MiB; 413 over (20)")
     serve.add_argument(
         "--max-pixels",
-        type=int,
+        type=non_negative_int,
         default=DEFAULT_MAX_PIXELS,
         help=f"largest image, pixels (decompression bombs); 413 over; 0: no limit of its own ({DEFAULT_MAX_PIXELS:,})",
     )
