@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,32 +20,12 @@ COCO = DATA / "coco"
 
 
 def _checkpoint(directory: Path, simple: bool, experts: int = 1, labels: int = 17) -> Path:
-    import torch
-    from transformers import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation
+    """The tests' tiny random transformers checkpoint (tests/conftest.py make_hf_model: width 96, 2 blocks, seed 0,
+    LayerNorm, biases and BatchNorm statistics perturbed), saved in the hub format."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import make_hf_model, save_hf
 
-    torch.manual_seed(0)
-    backbone = VitPoseBackboneConfig(
-        hidden_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_experts=experts,
-        part_features=24,
-        out_indices=[2],
-    )
-    config = VitPoseConfig(backbone_config=backbone, num_labels=labels, use_simple_decoder=simple)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = VitPoseForPoseEstimation(config).eval()
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                if "layernorm" in name or name.endswith("bias") or "batchnorm" in name:
-                    param.add_(torch.randn_like(param) * 0.1)
-            for module in model.modules():
-                if isinstance(module, torch.nn.BatchNorm2d):
-                    module.running_mean.normal_(0, 0.1)
-                    module.running_var.uniform_(0.5, 2.0)
-        model.save_pretrained(directory)
-    return directory
+    return save_hf(make_hf_model(num_experts=experts, simple=simple, num_labels=labels), directory)
 
 
 def _cli(*argv: str) -> int:
