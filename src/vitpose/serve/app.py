@@ -17,20 +17,24 @@ import tempfile
 import threading
 import time
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from vitpose.datasets import get_dataset_info
 from vitpose.errors import ImageReadError, VitPoseError
-from vitpose.inference.estimator import PoseEstimator
+from vitpose.inference.estimator import PoseEstimator, dataset_info_for
 from vitpose.serve import DEFAULT_MAX_PIXELS
 from vitpose.serve.batching import BatchedModel, MicroBatcher, QueueFull, RequestTimeout
+
+# The web page: plain HTML, CSS and JavaScript shipped in the package (no build step, no CDN: works offline).
+STATIC_DIR = Path(__file__).with_name("static")
 
 
 class ErrorBody(BaseModel):
@@ -204,28 +208,37 @@ class PoseService:
             os.unlink(path)
 
     def model_info(self) -> dict[str, Any]:
+        """What `GET /v1/model` answers: the default data set's layout, every data set served with its layout
+        (`layouts`: keypoint names, skeleton, colours, for drawing), the input size (w, h) and the batching."""
         est = self.estimator
         cfg = est.model.config
         height, width = cfg.backbone_config.image_size
-        datasets = [est.dataset.name]
-        if cfg.selects_dataset:
-            datasets = []
-            for i in range(1 + len(cfg.associate_num_labels)):
-                try:
-                    datasets.append(get_dataset_info(i).name)
-                except (ValueError, KeyError):
-                    datasets.append(f"dataset_{i}")
+        infos = [est.dataset]
+        if cfg.selects_dataset:  # ViTPose++: every head, each with the layout the estimator would use for it
+            infos = [dataset_info_for(est.model, i) for i in range(1 + len(cfg.associate_num_labels))]
         return {
             "model": self.name,
             "dataset": est.dataset.name,
-            "datasets": datasets,
+            "datasets": [info.name for info in infos],
             "keypoint_names": list(est.dataset.keypoint_names),
             "skeleton": [list(edge) for edge in est.dataset.skeleton],
+            "layouts": {info.name: _layout(info) for info in infos},
             "input_size": [width, height],
             "flip_test": est.flip_test,
             "device": str(est.device),
             "max_batch": self.batcher.max_batch,
         }
+
+
+def _layout(info: Any) -> dict[str, Any]:
+    """A data set's drawing layout: keypoint names, skeleton (index pairs), RGB colours per keypoint and link."""
+    return {
+        "display_name": info.display_name or info.name,
+        "keypoint_names": list(info.keypoint_names),
+        "skeleton": [list(edge) for edge in info.skeleton],
+        "keypoint_colors": [list(c) for c in info.keypoint_colors],
+        "link_colors": [list(c) for c in info.link_colors],
+    }
 
 
 def _one_line(err: BaseException) -> str:
@@ -389,6 +402,12 @@ def create_app(
     def model(request: Request) -> dict[str, Any]:
         check_key(request)
         return service.model_info()
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", summary="Alive")
     def healthz() -> dict[str, Any]:
