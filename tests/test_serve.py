@@ -202,3 +202,105 @@ def test_missing_extra_and_lazy_import(monkeypatch, capsys, estimator):
     assert "vitpose[serve]" in capsys.readouterr().err
     code = "import sys, vitpose, vitpose.cli; vitpose.cli.build_parser(); print('fastapi' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def metric_values(client):
+    """{(name, labels...): value} of the /metrics text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    values = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            values[(sample.name, *sorted(sample.labels.items()))] = sample.value
+    return values
+
+
+def test_metrics_count_requests_batches_crops_and_queue_depth(make_client, data):
+    client, batcher = make_client(max_wait_ms=0)
+    image, boxes = data[0][1], data[0][2]
+    assert pose(client, image, np.repeat(boxes[:1], 3, axis=0)).status_code == 200
+    assert pose(client, image, boxes[:1]).status_code == 200
+    assert client.post("/v1/pose", params={"boxes": "nope"}, content=image).status_code == 422
+    values = metric_values(client)
+    ok = ("vitpose_requests_total", ("method", "POST"), ("path", "/v1/pose"), ("status", "200"))
+    assert values[ok] == 2
+    assert values[("vitpose_requests_total", ("method", "POST"), ("path", "/v1/pose"), ("status", "422"))] == 1
+    assert values[("vitpose_request_seconds_count", ("path", "/v1/pose"))] == 3
+    assert values[("vitpose_batch_size_count",)] == batcher.model_calls == 2
+    assert values[("vitpose_batch_size_sum",)] == values[("vitpose_crops_total",)] == batcher.crops == 4
+    assert values[("vitpose_batch_size_bucket", ("le", "1.0"))] == 1  # the one-box request ran alone
+    assert values[("vitpose_crops_per_second",)] == pytest.approx(4 / 10)  # 4 crops in the last 10 s
+    assert values[("vitpose_queue_depth",)] == 0 and values[("vitpose_queue_size",)] == 64
+    # The metrics page itself, and an unknown path (one label for all of them), are counted too.
+    assert client.get("/no/such/page").status_code == 404
+    values = metric_values(client)
+    assert values[("vitpose_requests_total", ("method", "GET"), ("path", "/metrics"), ("status", "200"))] == 1
+    assert values[("vitpose_requests_total", ("method", "GET"), ("path", "other"), ("status", "404"))] == 1
+    gate = Gate(batcher)
+    held = threading.Thread(target=lambda: pose(client, image, boxes[:1]))
+    held.start()
+    wait_for(lambda: batcher.submitted == 3)
+    assert metric_values(client)[("vitpose_queue_depth",)] == 1
+    gate.event.set()
+    held.join(30)
+
+
+def test_annotated_image_answers(make_client, estimator, data):
+    import cv2
+
+    from vitpose.media import load_image
+
+    client, _ = make_client()
+    path, image, boxes = data[0]
+    rgb = load_image(path)[0]
+    expected = estimator.predict([path], boxes=[boxes])[0]
+    for name, thr in (("png", None), ("png", 0.9)):
+        fields = {"format": name} if thr is None else {"format": name, "kpt_thr": thr}
+        response = pose(client, image, boxes, **fields)
+        assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+        assert response.headers["x-people"] == str(len(expected))
+        drawn = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+        want = expected.draw(rgb, kpt_thr=0.3 if thr is None else thr)
+        np.testing.assert_array_equal(drawn, want)  # PNG is lossless: the drawing of `vitpose predict`
+        assert not np.array_equal(drawn, rgb)
+    jpeg = pose(client, image, boxes, format="jpeg")
+    assert jpeg.status_code == 200 and jpeg.headers["content-type"] == "image/jpeg"
+    decoded = cv2.imdecode(np.frombuffer(jpeg.content, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+    assert decoded.shape == rgb.shape
+    assert np.abs(decoded.astype(int) - expected.draw(rgb).astype(int)).mean() < 3
+    bad = pose(client, image, boxes, format="gif")
+    assert bad.status_code == 422 and "format" in bad.json()["error"]
+
+
+def test_a_lone_request_does_not_wait_for_a_batch(make_client, data):
+    # The worker waits for more crops only while other admitted requests have yet to give theirs: a lone
+    # request with max_wait_ms of a minute is answered, not held until its 5 s time limit (504).
+    client, batcher = make_client(max_wait_ms=60_000, timeout_s=5)
+    response = pose(client, data[0][1], data[0][2][:1])
+    assert response.status_code == 200, response.text
+    assert batcher.batch_sizes == [1]
+
+
+def test_options_in_query_and_form(make_client, estimator, data):
+    client, _ = make_client()
+    path, image, boxes = data[0]
+    both = client.post(
+        "/v1/pose",
+        params={"boxes": json.dumps([[0, 0, 5, 5]])},
+        files={"image": ("a.jpg", image, "image/jpeg")},
+        data={"boxes": json.dumps(boxes[:1].tolist())},
+    )
+    assert both.status_code == 200  # a form field's value wins over the query's
+    assert_same(both.json(), estimator.predict([path], boxes=[boxes[:1]])[0])
+    bad_query = client.post(
+        "/v1/pose", params={"kpt_thr": "2"}, files={"image": ("a.jpg", image)}, data={"kpt_thr": "0.5"}
+    )
+    assert bad_query.status_code == 422 and "kpt_thr" in bad_query.json()["error"]  # every value given is checked
+    typo = client.post("/v1/pose", params={"flip-test": "true"}, content=image)
+    assert typo.status_code == 422 and "unknown option 'flip-test'" in typo.json()["error"]
+    twice = client.post("/v1/pose?flip_test=true&flip_test=false", content=image)
+    assert twice.status_code == 422 and "twice" in twice.json()["error"]
+    for params in ({"format": ""}, {"flip_test": "1"}, {"dataset": "0"}):
+        assert client.post("/v1/pose", params=params, content=image).status_code == 422, params

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import io
 import os
 import re
 import stat
@@ -385,7 +386,7 @@ def _oriented(image: Any, path: str) -> Any:
         8: Image.Transpose.ROTATE_90,
     }.get(orientation if isinstance(orientation, int) else None)
     done = f"its orientation ({orientation}) was applied" if method is not None else "it is read as stored, unrotated"
-    warnings.warn(f"{path}: malformed EXIF block ({problem}); {done}", ImageReadWarning, stacklevel=4)
+    warnings.warn(f"{path}: malformed EXIF block ({problem}); {done}", ImageReadWarning, stacklevel=5)
     return image if method is None else image.transpose(method)
 
 
@@ -404,6 +405,19 @@ def _read_file(source: str | os.PathLike[str]) -> np.ndarray:
         raise _read_error(path, "is not a regular file (a device, pipe or socket)", "copy the image to a file")
     if info.st_size == 0:
         raise _read_error(path, "empty file (0 bytes)", _RECOPY)
+    return _decode(path, path)
+
+
+def decode_image(data: bytes, name: str = "upload") -> np.ndarray:
+    """An image file's bytes (an upload) as (H, W, 3) uint8 RGB, by the same rule and checks as `load_image` for
+    files (EXIF orientation, pixel rule, decompression-bomb limit); every failure an `ImageReadError` for `name`."""
+    if not data:
+        raise _read_error(name, "empty file (0 bytes)", _RECOPY)
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(source: Any, path: str) -> np.ndarray:
+    """`source` (a path or a binary file object) decoded; errors name `path`."""
     from PIL import Image, UnidentifiedImageError
 
     limit = max_image_pixels()
@@ -412,7 +426,7 @@ def _read_file(source: str | os.PathLike[str]) -> np.ndarray:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is checked below
-            with Image.open(path) as image:  # reads the header only
+            with Image.open(source) as image:  # reads the header only
                 width, height = image.size
                 if limit is not None and width * height > limit:
                     raise _bomb(path, f"{width} x {height} = {width * height:,}", limit)
@@ -444,7 +458,7 @@ def _read_file(source: str | os.PathLike[str]) -> np.ndarray:
     finally:
         for seen in {str(w.message): w for w in caught}.values():  # Pillow's notes about the file, naming it
             if not issubclass(seen.category, Image.DecompressionBombWarning):
-                warnings.warn(f"{path}: {seen.message}", ImageReadWarning, stacklevel=3)
+                warnings.warn(f"{path}: {seen.message}", ImageReadWarning, stacklevel=4)
     return rgb
 
 
@@ -456,6 +470,16 @@ def _bomb(path: str, size: str, limit: int | None) -> ImageReadError:
         "if you trust it, raise the limit: VITPOSE_MAX_IMAGE_PIXELS=N in the environment (0: no limit), or "
         "PIL.Image.MAX_IMAGE_PIXELS in Python",
     )
+
+
+def encode_image(rgb: np.ndarray, suffix: str) -> bytes:
+    """(H, W, 3) uint8 RGB encoded as the format of the file suffix `suffix` (".jpg", ".png", ...), by OpenCV."""
+    import cv2
+
+    ok, encoded = cv2.imencode(suffix, np.ascontiguousarray(rgb[:, :, ::-1]))
+    if not ok:
+        raise OSError(f"cannot encode an image as {suffix}")
+    return encoded.tobytes()
 
 
 def load_image(source: ImageSource) -> tuple[np.ndarray, str | None]:
@@ -486,6 +510,8 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "FailedImage",
     "ImageReadWarning",
+    "decode_image",
+    "encode_image",
     "expand_inputs",
     "find_image_files",
     "images_in_folder",

@@ -252,9 +252,6 @@ def _unique_name(path: Path, used: set[str], avoid: Callable[[str], bool] | None
 
 
 def _encode_image(name: str, rgb: Any) -> bytes:
-    import cv2
+    from vitpose.media import encode_image
 
-    ok, encoded = cv2.imencode(Path(name).suffix, rgb[:, :, ::-1])
-    if not ok:
-        raise OSError(f"cannot encode {name}")
-    return encoded.tobytes()
+    return encode_image(rgb, Path(name).suffix)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import signal
 
 from vitpose.cli.common import (
     add_detector_options,
@@ -17,6 +19,7 @@ from vitpose.cli.common import (
 )
 
 API_KEY_ENV = "VITPOSE_API_KEY"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -40,7 +43,23 @@ def _serve(args: argparse.Namespace) -> int:
         api_key=api_key,
         model_name=str(args.model),
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    # SIGTERM (and Ctrl-C): uvicorn stops accepting connections, answers every request already accepted (for at
+    # most a request's time limit and a little more), then the worker finishes what is queued and the command
+    # exits 0. uvicorn re-raises the signal once done: the handler set here takes it instead of the default one.
+    stopped: list[int] = []
+    previous = {sig: signal.signal(sig, lambda number, frame: stopped.append(number)) for sig in STOP_SIGNALS}
+    try:
+        config = uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="info",
+            timeout_graceful_shutdown=math.ceil(args.timeout_s) + 5,
+        )
+        uvicorn.Server(config).run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""`vitpose serve`: the HTTP service (optional extra `vitpose[serve]`: FastAPI, uvicorn, python-multipart).
+"""`vitpose serve`: the HTTP service (optional extra `vitpose[serve]`: FastAPI, uvicorn, python-multipart,
+prometheus-client).
 
 Imported only by `vitpose serve` and by callers of `create_app`; `import vitpose` never imports FastAPI.
 """
@@ -16,7 +17,12 @@ DEFAULT_MAX_PIXELS = 50_000_000  # the service's own limit on an image's pixels 
 
 # Import name -> distribution, of what the service needs (python-multipart is imported as python_multipart or, in
 # older releases, multipart).
-NEEDED = {"fastapi": "fastapi", "uvicorn": "uvicorn", "python_multipart|multipart": "python-multipart"}
+NEEDED = {
+    "fastapi": "fastapi",
+    "uvicorn": "uvicorn",
+    "python_multipart|multipart": "python-multipart",
+    "prometheus_client": "prometheus-client",
+}
 
 
 def require_serve() -> None:

@@ -7,22 +7,21 @@ keeps the worker's batches to pose crops only, so a slow detection never delays 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hmac
 import io
 import json
 import math
-import os
-import tempfile
 import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -30,8 +29,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vitpose.errors import ImageReadError, VitPoseError
 from vitpose.inference.estimator import PoseEstimator, dataset_info_for
+from vitpose.media import decode_image, encode_image
 from vitpose.serve import DEFAULT_MAX_PIXELS
-from vitpose.serve.batching import BatchedModel, MicroBatcher, QueueFull, RequestTimeout
+from vitpose.serve.batching import BatchedModel, MicroBatcher, QueueFull, RequestCancelled, RequestTimeout, Ticket
+from vitpose.serve.metrics import MetricsMiddleware, ServiceMetrics
+
+# `format`: the answer of POST /v1/pose, JSON or the annotated image (name -> media type, file suffix).
+IMAGE_FORMATS = {"png": ("image/png", ".png"), "jpeg": ("image/jpeg", ".jpg"), "jpg": ("image/jpeg", ".jpg")}
+DEFAULT_DRAW_KPT_THR = 0.3  # as `vitpose predict --kpt-thr`
+# How often a request waiting for its answer checks that its client is still there.
+DISCONNECT_POLL_S = 0.05
 
 # The web page: plain HTML, CSS and JavaScript shipped in the package (no build step, no CDN: works offline).
 STATIC_DIR = Path(__file__).with_name("static")
@@ -49,40 +56,74 @@ POSE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The people found: {people: [person ...], image_size: [w, h], model, dataset, "
         "keypoint_names, timings}; each person is vitpose's one person schema (bbox, box_score, score, "
-        "keypoints, keypoint_scores)."
+        "keypoints, keypoint_scores). With format=png or jpeg: the image with the poses drawn (header "
+        "X-People: the number of people).",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+        },
     },
     400: _error_doc("Not an image, an empty or truncated upload, or no `image` field: the reason."),
     401: _error_doc("Missing or wrong API key (the service was started with one)."),
     413: _error_doc("The upload is over the size limit, or the image over the pixel limit."),
-    422: _error_doc("Bad boxes, data set, flip_test or kpt_thr."),
+    422: _error_doc("Bad boxes, data set, flip_test, kpt_thr or format."),
     503: _error_doc("The queue is full: try again after Retry-After seconds."),
     504: _error_doc("The request took longer than the time limit."),
 }
 
-POSE_BODY = {
-    "requestBody": {
-        "description": "The image: a multipart upload (field `image`, optional form fields `boxes`, `dataset`, "
-        "`flip_test`, `kpt_thr`, as the query parameters) or the raw file as the body.",
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image"],
-                    "properties": {
-                        "image": {"type": "string", "format": "binary"},
-                        "boxes": {"type": "string", "description": "JSON list of COCO [x, y, w, h] boxes"},
-                        "dataset": {"type": "string"},
-                        "flip_test": {"type": "boolean"},
-                        "kpt_thr": {"type": "number"},
-                    },
-                }
-            },
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-            "image/*": {"schema": {"type": "string", "format": "binary"}},
+BOXES_FORMAT = "coco-boxes"  # the schema's name for a JSON list of COCO [x, y, w, h] boxes with w, h > 0
+BOXES_DOC = "JSON list of COCO [x, y, w, h] person boxes (finite numbers, w and h > 0); without: the detector's"
+RAW_TYPES = ("image/jpeg", "image/png", "application/octet-stream")
+
+
+def pose_fields(datasets: list[str]) -> dict[str, dict[str, Any]]:
+    """The options of POST /v1/pose (query parameters or multipart form fields) as JSON schemas."""
+    return {
+        "boxes": {"type": "string", "format": BOXES_FORMAT, "description": BOXES_DOC},
+        "dataset": {"type": "string", "enum": datasets, "description": "ViTPose++: the data set"},
+        "flip_test": {"type": "boolean", "description": "average with the mirrored crop (default: the service's)"},
+        "kpt_thr": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "description": f"keypoint score threshold for drawing ({DEFAULT_DRAW_KPT_THR})",
+        },
+        "format": {
+            "type": "string",
+            "enum": ["json", *IMAGE_FORMATS],
+            "description": "json (default), or png / jpeg: the image with the poses drawn",
         },
     }
-}
+
+
+def pose_openapi(datasets: list[str]) -> dict[str, Any]:
+    """POST /v1/pose's parameters and request body in the OpenAPI schema (`datasets`: the names served)."""
+    fields = pose_fields(datasets)
+    binary = {"type": "string", "format": "binary"}
+    return {
+        "parameters": [
+            {"name": name, "in": "query", "required": False, "schema": schema, "description": schema["description"]}
+            for name, schema in fields.items()
+        ],
+        "requestBody": {
+            "description": "The image: a multipart upload (field `image`; the options may also be form fields) or "
+            "the raw file as the body.",
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["image"],
+                        "properties": {"image": binary, **fields},
+                        "additionalProperties": False,
+                    },
+                    "encoding": {"image": {"contentType": "image/jpeg, image/png, application/octet-stream"}},
+                },
+                **{media: {"schema": binary} for media in RAW_TYPES},
+            },
+        },
+    }
 
 
 class ServiceError(VitPoseError):
@@ -97,15 +138,23 @@ class ServiceError(VitPoseError):
 
 
 class _SharedDetector:
-    """The service estimator's detector (built on first use), one call at a time."""
+    """The service estimator's detector (built on first use), one call at a time; a request waiting for its turn
+    stops waiting when its client goes away or its time is up."""
 
-    def __init__(self, estimator: PoseEstimator) -> None:
+    def __init__(self, estimator: PoseEstimator, batcher: MicroBatcher) -> None:
         self._estimator = estimator
+        self._batcher = batcher
         self._lock = threading.Lock()
 
     def __call__(self, images: Any, names: Any) -> Any:
-        with self._lock:
+        ticket = self._batcher.ticket
+        while not self._lock.acquire(timeout=DISCONNECT_POLL_S):
+            if ticket is not None:
+                ticket.check()
+        try:
             return self._estimator.detector(images, names)
+        finally:
+            self._lock.release()
 
 
 class PoseService:
@@ -120,7 +169,7 @@ class PoseService:
         self.timeout_s = timeout_s
         self.name = name
         self._model = BatchedModel(estimator.model, batcher)
-        self._detector = _SharedDetector(estimator)
+        self._detector = _SharedDetector(estimator, batcher)
         self._views: dict[tuple[Any, Any], PoseEstimator] = {}
         self._lock = threading.Lock()
 
@@ -156,14 +205,30 @@ class PoseService:
         with self._lock:
             return self._views.setdefault(key, view)
 
-    def estimate(self, data: bytes, boxes: Any, dataset: str | None, flip_test: bool | None) -> dict[str, Any]:
+    def estimate(
+        self,
+        data: bytes,
+        boxes: Any,
+        dataset: str | None,
+        flip_test: bool | None,
+        ticket: Ticket,
+        image_format: str | None = None,
+        kpt_thr: float | None = None,
+    ) -> dict[str, Any] | tuple[bytes, str, int]:
+        """The answer for one image: the JSON dict, or (encoded image, media type, people) for `image_format`."""
         start = time.perf_counter()
         estimator = self.view(dataset, flip_test)
-        with self.batcher.admit(self.timeout_s):
+        with self.batcher.admit(ticket):
             rgb = self._read(data)
             read = time.perf_counter()
+            ticket.check()
             result = estimator.predict([rgb], boxes=None if boxes is None else [boxes])[0]
         done = time.perf_counter()
+        if image_format is not None:
+            ticket.check()
+            media_type, suffix = IMAGE_FORMATS[image_format]
+            thr = DEFAULT_DRAW_KPT_THR if kpt_thr is None else kpt_thr
+            return encode_image(result.draw(rgb, kpt_thr=thr), suffix), media_type, len(result)
         return {
             "people": result.people(),
             "image_size": list(result.image_size),
@@ -186,7 +251,7 @@ class PoseService:
             try:
                 with Image.open(io.BytesIO(data)) as image:  # the header only
                     width, height = image.size
-            except Exception:  # not an image: load_image below says why
+            except Exception:  # not an image: decode_image below says why
                 width = height = 0
             if width * height > self.max_pixels:
                 raise ServiceError(
@@ -194,18 +259,10 @@ class PoseService:
                     f"image of {width} x {height} = {width * height:,} pixels, over the limit of "
                     f"{self.max_pixels:,} pixels",
                 )
-        # load_image (the package's one image loader) reads files: the upload goes to a temporary one.
-        handle, path = tempfile.mkstemp(prefix="vitpose-upload-")
         try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            from vitpose.media import load_image
-
-            return load_image(path)[0]
+            return decode_image(data)
         except ImageReadError as err:
             raise ServiceError(400, err.reason) from None
-        finally:
-            os.unlink(path)
 
     def model_info(self) -> dict[str, Any]:
         """What `GET /v1/model` answers: the default data set's layout, every data set served with its layout
@@ -266,13 +323,12 @@ def parse_boxes(text: str | None) -> list[list[float]] | None:
 
 
 def _parse_bool(text: Any, what: str) -> bool | None:
+    """`true` or `false` (as JSON and the OpenAPI schema write them); 422 for anything else."""
     if text is None or isinstance(text, bool):
         return text
-    lowered = str(text).strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
+    lowered = str(text).strip()
+    if lowered in ("true", "false"):
+        return lowered == "true"
     raise ServiceError(422, f"{what}: expected true or false, got {text!r}")
 
 
@@ -286,6 +342,31 @@ def _parse_thr(text: Any) -> float | None:
     if not 0 <= value <= 1:
         raise ServiceError(422, f"kpt_thr: expected a number in [0, 1], got {text!r}")
     return value
+
+
+async def _unless_gone(request: Request, work: asyncio.Future, ticket: Ticket) -> Any:
+    """`work`'s result; if the client disconnects first, its ticket is cancelled (its queued crops are dropped and
+    it stops at its next step) and `RequestCancelled` raised once the work has stopped."""
+    while True:
+        done, _ = await asyncio.wait({work}, timeout=DISCONNECT_POLL_S)
+        if done:
+            return work.result()
+        if await request.is_disconnected():
+            ticket.cancel()
+            try:
+                await work  # returns soon: the thread stops at its next step
+            except Exception:
+                pass
+            raise RequestCancelled("the client went away")
+
+
+def _parse_format(text: Any) -> str | None:
+    """`format`: None for JSON, else a key of IMAGE_FORMATS (422 for anything else)."""
+    if text is None or text == "json":
+        return None
+    if text not in IMAGE_FORMATS:
+        raise ServiceError(422, f"format: expected json, {', '.join(IMAGE_FORMATS)}, got {text!r}")
+    return text
 
 
 def create_app(
@@ -304,19 +385,23 @@ def create_app(
     batcher = MicroBatcher(estimator.model, max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size)
     name = model_name or getattr(estimator.model.config, "_name_or_path", "") or "vitpose"
     service = PoseService(estimator, batcher, max_pixels=max_pixels, timeout_s=timeout_s, name=str(name))
+    metrics = ServiceMetrics(batcher)
     max_bytes = int(max_upload_mb * 1024 * 1024)
     key_bytes = None if not api_key else api_key.encode()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        batcher.open()  # again if a server stopped and started the app anew
         yield
-        batcher.close()
+        batcher.close()  # after the last accepted request: what is queued is computed first
 
     from vitpose import __version__
 
     app = FastAPI(title="vitpose", version=__version__, lifespan=lifespan)
     app.state.service = service
     app.state.batcher = batcher
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, err: ServiceError) -> JSONResponse:
@@ -330,6 +415,10 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, err: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(err.detail)}, status_code=err.status_code, headers=err.headers)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, err: Exception) -> JSONResponse:  # a bug of ours: said, not hidden
+        return JSONResponse({"error": f"internal error ({type(err).__name__}: {_one_line(err)})"}, status_code=500)
 
     def check_key(request: Request) -> None:
         if key_bytes is None:
@@ -355,15 +444,38 @@ def create_app(
             chunks.append(chunk)
         return b"".join(chunks)
 
-    @app.post("/v1/pose", responses=POSE_RESPONSES, openapi_extra=POSE_BODY, summary="Poses of the people in an image")
-    async def pose(
-        request: Request,
-        boxes: str | None = Query(None, description="JSON list of COCO [x, y, w, h] person boxes"),
-        dataset: str | None = Query(None, description="ViTPose++: the data set (name or index)"),
-        flip_test: str | None = Query(None, description="average with the mirrored crop (true/false)"),
-        kpt_thr: str | None = Query(None, description="keypoint score threshold in [0, 1] (for drawing)"),
-    ) -> JSONResponse:
+    datasets = service.model_info()["datasets"]
+    option_names = list(pose_fields(datasets))
+
+    def parse_options(pairs: Any, where: str) -> dict[str, Any]:
+        """The options given in the query or the form, each checked (422 for an unknown, repeated or bad one)."""
+        given: dict[str, str] = {}
+        for key, value in pairs:
+            if key not in option_names:
+                raise ServiceError(422, f"unknown option {key!r} ({where}); the options are {', '.join(option_names)}")
+            if key in given or not isinstance(value, str):
+                raise ServiceError(422, f"option {key!r} given twice in the {where}, or as a file: give it once")
+            given[key] = value
+        parsed: dict[str, Any] = {}
+        if "boxes" in given:
+            parsed["boxes"] = parse_boxes(given["boxes"])
+        if "dataset" in given:
+            if given["dataset"] not in datasets:
+                raise ServiceError(422, f"dataset {given['dataset']!r}: this model serves {', '.join(datasets)}")
+            parsed["dataset"] = given["dataset"]
+        if "flip_test" in given:
+            parsed["flip_test"] = _parse_bool(given["flip_test"], "flip_test")
+        if "kpt_thr" in given:
+            parsed["kpt_thr"] = _parse_thr(given["kpt_thr"])
+        if "format" in given:
+            parsed["format"] = _parse_format(given["format"])
+        return parsed
+
+    @app.post("/v1/pose", responses=POSE_RESPONSES, openapi_extra=pose_openapi(datasets), summary="Poses in an image")
+    async def pose(request: Request) -> Response:
+        ticket = Ticket(timeout_s)
         check_key(request)
+        options = parse_options(request.query_params.multi_items(), "query")
         body = await read_body(request)
         if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
             request._body = body  # parsed from the bytes read (and counted) above
@@ -375,17 +487,20 @@ def create_app(
             if upload is None or isinstance(upload, str):
                 raise ServiceError(400, "no file in the multipart field 'image'")
             data = await upload.read()
-            boxes = form.get("boxes", boxes)  # type: ignore[assignment]
-            dataset = form.get("dataset", dataset)  # type: ignore[assignment]
-            flip_test = form.get("flip_test", flip_test)  # type: ignore[assignment]
-            kpt_thr = form.get("kpt_thr", kpt_thr)  # type: ignore[assignment]
+            fields = [(k, v) for k, v in form.multi_items() if k != "image"]
+            options.update(parse_options(fields, "form"))  # a form field's value wins over the query's
         else:
             data = body
-        given = parse_boxes(boxes)
-        flip = _parse_bool(flip_test, "flip_test")
-        _parse_thr(kpt_thr)
+        given, dataset, flip = options.get("boxes"), options.get("dataset"), options.get("flip_test")
+        thr, image_format = options.get("kpt_thr"), options.get("format")
+        work = asyncio.ensure_future(
+            run_in_threadpool(service.estimate, data, given, dataset or None, flip, ticket, image_format, thr)
+        )
         try:
-            answer = await run_in_threadpool(service.estimate, data, given, dataset or None, flip)
+            answer = await _unless_gone(request, work, ticket)
+        except RequestCancelled:
+            metrics.cancelled.inc()
+            return Response(status_code=499)  # nobody reads it: the client has gone
         except QueueFull as err:
             raise ServiceError(503, str(err), {"Retry-After": "1"}) from None
         except RequestTimeout as err:
@@ -396,7 +511,14 @@ def create_app(
             raise ServiceError(400, err.reason) from None
         except VitPoseError as err:
             raise ServiceError(422, _one_line(err)) from None
+        if isinstance(answer, tuple):
+            encoded, media_type, people = answer
+            return Response(encoded, media_type=media_type, headers={"X-People": str(people)})
         return JSONResponse(answer)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    def prometheus() -> Response:
+        return Response(metrics.exposition(), media_type=metrics.content_type)
 
     @app.get("/v1/model", responses={401: _error_doc("Missing or wrong API key.")}, summary="The model served")
     def model(request: Request) -> dict[str, Any]:

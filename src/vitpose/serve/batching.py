@@ -10,16 +10,19 @@ the keypoints `PoseEstimator.predict` gives for the same image and boxes (to flo
 shares its batch.
 
 The queue is bounded by `queue_size` admitted requests (`MicroBatcher.admit`): one more is refused at once with
-`QueueFull` (the service answers 503 with Retry-After), so load never grows memory without bound.
+`QueueFull` (the service answers 503 with Retry-After), so load never grows memory without bound. The worker waits
+for more crops only while admitted requests have yet to give theirs (a lone request runs at once), and at most
+`max_wait_ms`. Each admitted request holds a `Ticket`: its deadline (`RequestTimeout`), and `cancel()` for a client
+that went away, which drops its queued crops before they reach the network (`RequestCancelled`).
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,10 +40,14 @@ class QueueFull(VitPoseError):
 
 
 class RequestTimeout(VitPoseError):
-    """A request waited longer than its time limit for the network (504)."""
+    """A request took longer than its time limit (504)."""
 
 
-@dataclass
+class RequestCancelled(VitPoseError):
+    """The request's client went away: its work was dropped."""
+
+
+@dataclass(eq=False)  # compared by identity (the queue removes a cancelled one)
 class _Job:
     pixel_values: torch.Tensor
     key: tuple[Any, ...]
@@ -48,11 +55,48 @@ class _Job:
     future: Future = field(default_factory=Future)
 
 
+class Ticket:
+    """One request: its deadline (`timeout_s` from now; None: none) and whether its client went away."""
+
+    def __init__(self, timeout_s: float | None = None) -> None:
+        self.deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        self.cancelled = False
+        self._job: _Job | None = None
+        self._lock = threading.Lock()
+
+    def cancel(self) -> None:
+        """The client went away: drop the request's crops if still queued, and stop it at its next step."""
+        with self._lock:
+            self.cancelled = True
+            job = self._job
+        if job is not None:
+            job.future.cancel()  # fails (harmlessly) once the worker has taken it
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (None: no deadline)."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    def check(self) -> None:
+        """`RequestCancelled` or `RequestTimeout` if the request should stop now."""
+        if self.cancelled:
+            raise RequestCancelled("the client went away")
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise RequestTimeout("the request took longer than its time limit")
+
+    def _hold(self, job: _Job | None) -> None:
+        with self._lock:
+            self._job = job
+            cancelled = self.cancelled
+        if cancelled and job is not None:
+            job.future.cancel()
+
+
 class MicroBatcher:
     """The worker thread that runs `model` on the crops of every request, `max_batch` crops at most per call.
 
     Counters (read them, do not write): `model_calls`, `crops` (crops run), `batch_sizes` (the last 1000 batch
-    sizes), `submitted` (calls queued), `pending` (requests admitted and not finished).
+    sizes), `submitted` (calls queued), `dropped` (calls dropped unrun: client gone or time out), `pending`
+    (requests admitted and not finished). `on_batch(crops, seconds)`, when set, is called after each network call.
     """
 
     def __init__(self, model: Any, *, max_batch: int = 16, max_wait_ms: float = 5.0, queue_size: int = 64) -> None:
@@ -70,21 +114,34 @@ class MicroBatcher:
         self.batch_sizes: list[int] = []
         self.pending = 0
         self.submitted = 0
-        self._lock = threading.Lock()
+        self.dropped = 0
+        self.on_batch: Callable[[int, float], None] | None = None
+        self._cond = threading.Condition()
         self._local = threading.local()
         # Bounded by admission (each admitted request has at most one call waiting), not by the queue itself.
-        self._jobs: queue.Queue[_Job | None] = queue.Queue()
-        self._held: _Job | None = None
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="vitpose-serve-worker", daemon=True)
-        self._thread.start()
+        self._queue: deque[_Job] = deque()
+        self._closed = True
+        self._thread: threading.Thread | None = None
+        self.open()
+
+    def open(self) -> None:
+        """Start the worker (done at construction; again after `close`, for a service started anew)."""
+        with self._cond:
+            if not self._closed:
+                return
+            if self._thread is not None:
+                self._thread.join(timeout=30)
+            self._closed = False
+            self._thread = threading.Thread(target=self._run, name="vitpose-serve-worker", daemon=True)
+            self._thread.start()
 
     # ------------------------------------------------------------------ request side
     @contextmanager
-    def admit(self, timeout_s: float) -> Iterator[None]:
-        """Hold one of the `queue_size` places for a request, with `timeout_s` to get its heatmaps; `QueueFull`
-        at once when none is free."""
-        with self._lock:
+    def admit(self, ticket: Ticket | None = None) -> Iterator[Ticket]:
+        """Hold one of the `queue_size` places for a request (its `ticket`: deadline, cancellation) while in the
+        block; `QueueFull` at once when none is free or the service is closing."""
+        ticket = ticket or Ticket()
+        with self._cond:
             if self._closed:
                 raise QueueFull("the service is shutting down")
             if self.pending >= self.queue_size:
@@ -93,17 +150,28 @@ class MicroBatcher:
                     f"{self.queue_size}); try again shortly"
                 )
             self.pending += 1
-        self._local.deadline = time.monotonic() + timeout_s
+        self._local.ticket = ticket
         try:
-            yield
+            yield ticket
         finally:
-            self._local.deadline = None
-            with self._lock:
+            self._local.ticket = None
+            with self._cond:
                 self.pending -= 1
+                self._cond.notify_all()  # the worker need not wait for this request's crops any more
+
+    @property
+    def ticket(self) -> Ticket | None:
+        """The ticket of the request this thread is serving (None outside `admit`)."""
+        return getattr(self._local, "ticket", None)
 
     @property
     def full(self) -> bool:
         return self.pending >= self.queue_size
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting for the worker."""
+        return len(self._queue)
 
     def run(self, pixel_values: torch.Tensor, **kwargs: Any) -> Any:
         """The model's output for `pixel_values`, computed by the worker (maybe with other requests' crops)."""
@@ -111,84 +179,97 @@ class MicroBatcher:
         index = kwargs.get("dataset_index")
         if isinstance(index, torch.Tensor | np.ndarray):
             raise VitPoseError("the batched model takes one dataset_index per call")
+        ticket = self.ticket
+        if ticket is not None:
+            ticket.check()
         key = (index, bool(kwargs.get("flip_test", False)), None if pairs is None else np.asarray(pairs).tobytes())
         job = _Job(pixel_values, key, kwargs)
-        with self._lock:
+        with self._cond:
+            if self._closed:
+                raise QueueFull("the service is shutting down")
             self.submitted += 1
-        self._jobs.put(job)
-        deadline = getattr(self._local, "deadline", None)
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            self._queue.append(job)
+            self._cond.notify_all()
+        if ticket is None:
+            return job.future.result()
+        ticket._hold(job)
         try:
-            return job.future.result(timeout=timeout)
+            return job.future.result(timeout=ticket.remaining())
+        except CancelledError:
+            self._drop(job)
+            raise RequestCancelled("the client went away") from None
         except FutureTimeout:
-            job.future.cancel()  # still queued: the worker drops it
+            if job.future.cancel():  # still queued: dropped, never run
+                self._drop(job)
             raise RequestTimeout("the request took longer than its time limit") from None
+        finally:
+            ticket._hold(None)
+
+    def _drop(self, job: _Job) -> None:
+        """A cancelled job out of the queue at once (its crops' memory freed), not when the worker reaches it."""
+        with self._cond:
+            self.dropped += 1
+            try:
+                self._queue.remove(job)
+            except ValueError:
+                pass  # the worker has already taken it (and skips it)
 
     def close(self) -> None:
-        """Stop the worker once the calls already queued are done."""
-        with self._lock:
+        """Stop the worker once the calls already queued are done; later requests are refused."""
+        with self._cond:
             self._closed = True
-        self._jobs.put(None)
-        self._thread.join(timeout=30)
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=30)
 
     # ------------------------------------------------------------------ worker
-    def _next(self, timeout: float | None) -> _Job | None:
-        if self._held is not None:
-            job, self._held = self._held, None
-            return job
-        return self._jobs.get(timeout=timeout) if timeout is None or timeout > 0 else self._jobs.get_nowait()
-
     def _run(self) -> None:
         while True:
-            job = self._next(None)
-            if job is None:
-                return
-            if not job.future.set_running_or_notify_cancel():
-                continue
-            batch, count = [job], len(job.pixel_values)
-            deadline = time.monotonic() + self.max_wait_s
-            stop = False
-            while count < self.max_batch:
-                try:
-                    more = self._next(deadline - time.monotonic())
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                if more.key != job.key or count + len(more.pixel_values) > self.max_batch:
-                    self._held = more  # the first of the next batch
-                    break
-                if more.future.set_running_or_notify_cancel():
-                    batch.append(more)
-                    count += len(more.pixel_values)
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if not self._queue:
+                    return  # closed, and every queued call done
+                job = self._queue.popleft()
+                if not job.future.set_running_or_notify_cancel():
+                    continue
+                batch, count = [job], len(job.pixel_values)
+                deadline = time.monotonic() + self.max_wait_s
+                while count < self.max_batch:
+                    if self._queue:
+                        more = self._queue[0]
+                        if more.key != job.key or count + len(more.pixel_values) > self.max_batch:
+                            break  # the first of the next batch
+                        self._queue.popleft()
+                        if more.future.set_running_or_notify_cancel():
+                            batch.append(more)
+                            count += len(more.pixel_values)
+                        continue
+                    # Wait only for admitted requests whose crops are not in this batch yet, and not past max_wait.
+                    left = deadline - time.monotonic()
+                    if self._closed or left <= 0 or self.pending <= len(batch):
+                        break
+                    self._cond.wait(left)
             self._compute(batch, count)
-            if stop:
-                self._drain()
-                return
-
-    def _drain(self) -> None:
-        while True:
-            try:
-                job = self._next(0)
-            except queue.Empty:
-                return
-            if job is not None and job.future.set_running_or_notify_cancel():
-                self._compute([job], len(job.pixel_values))
 
     def _compute(self, batch: list[_Job], count: int) -> None:
         try:
+            start = time.perf_counter()
             pixel_values = batch[0].pixel_values if len(batch) == 1 else torch.cat([j.pixel_values for j in batch])
             with torch.inference_mode():
                 heatmaps = self.model(pixel_values, **batch[0].kwargs).heatmaps
+            seconds = time.perf_counter() - start
             self.model_calls += 1
             self.crops += count
             self.batch_sizes = [*self.batch_sizes[-999:], count]
-            start = 0
+            first = 0
             for j in batch:
                 n = len(j.pixel_values)
-                j.future.set_result(SimpleNamespace(heatmaps=heatmaps[start : start + n]))
-                start += n
+                j.future.set_result(SimpleNamespace(heatmaps=heatmaps[first : first + n]))
+                first += n
+            if self.on_batch is not None:
+                self.on_batch(count, seconds)
         except BaseException as err:  # the requests of this batch fail; the worker goes on
             for j in batch:
                 if not j.future.done():
@@ -222,4 +303,4 @@ class BatchedModel:
         return self.batcher.run(pixel_values, **kwargs)
 
 
-__all__ = ["BatchedModel", "MicroBatcher", "QueueFull", "RequestTimeout"]
+__all__ = ["BatchedModel", "MicroBatcher", "QueueFull", "RequestCancelled", "RequestTimeout", "Ticket"]
