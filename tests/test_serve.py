@@ -87,7 +87,8 @@ def test_pose_json_schema_and_keypoints_equal_predict(make_client, estimator, da
     response = pose(client, image, boxes)
     assert response.status_code == 200, response.text
     answer = response.json()
-    assert list(answer) == ["people", "image_size", "model", "dataset", "keypoint_names", "timings"]
+    keys = ["people", "skipped_boxes", "image_size", "model", "dataset", "keypoint_names", "timings"]
+    assert list(answer) == keys and answer["skipped_boxes"] == []
     expected = estimator.predict([path], boxes=[boxes])[0]
     assert answer["image_size"] == list(expected.image_size) and answer["model"] == "tiny"
     assert answer["keypoint_names"] == list(expected.dataset.keypoint_names) and answer["dataset"] == "coco"
@@ -151,7 +152,7 @@ def test_queue_full_is_503_with_retry_after_and_timeout_is_504(make_client, data
     slow_gate.event.set()
 
 
-def test_bad_uploads_and_boxes(make_client, data):
+def test_bad_uploads_and_boxes(make_client, data, monkeypatch):
     client, _ = make_client(max_upload_mb=0.05)
     image = data[0][1][:40_000]  # a truncated JPEG
     broken = pose(client, image)
@@ -165,6 +166,13 @@ def test_bad_uploads_and_boxes(make_client, data):
     whole = data[1][1]
     small_client, _ = make_client(max_pixels=1000)
     assert pose(small_client, whole).status_code == 413
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after the test
+    monkeypatch.setenv("VITPOSE_MAX_IMAGE_PIXELS", "1000")  # no limit of the service's own: the reader's
+    no_own_limit, _ = make_client(max_pixels=None)
+    bomb = pose(no_own_limit, whole)
+    assert bomb.status_code == 413 and "decompression-bomb limit" in bomb.json()["error"]
     for boxes in ("[[1, 2, 3]]", "nope", '{"a": 1}', "[[0, 0, -1, 5]]", '[[0, 0, "a", 5]]'):
         answer = client.post("/v1/pose", params={"boxes": boxes}, content=data[3][1][:10])
         assert answer.status_code == 422 and answer.json()["error"].startswith("boxes"), boxes
@@ -281,6 +289,22 @@ def test_a_lone_request_does_not_wait_for_a_batch(make_client, data):
     response = pose(client, data[0][1], data[0][2][:1])
     assert response.status_code == 200, response.text
     assert batcher.batch_sizes == [1]
+
+
+def test_given_boxes_that_fit_no_person_are_reported(make_client, estimator, data):
+    client, _ = make_client()
+    path, image, boxes = data[0]
+    width = estimator.predict([path], boxes=[boxes])[0].image_size[0]
+    given = [[width + 10, 5, 30, 30], boxes[0].tolist(), [0, 0, 150 * width, 40]]
+    with pytest.warns(UserWarning, match="skipped 2 of 3 boxes"):
+        answer = pose(client, image, given).json()
+    assert len(answer["people"]) == 1
+    assert answer["people"][0]["bbox"] == pytest.approx(given[1], abs=1e-4)
+    assert [(s["index"], s["reason"]) for s in answer["skipped_boxes"]] == [
+        (0, "outside the image"),
+        (2, "over 100 times the image"),
+    ]
+    assert answer["skipped_boxes"][0]["bbox"] == given[0]
 
 
 def test_options_in_query_and_form(make_client, estimator, data):

@@ -26,12 +26,16 @@ class ImageReadError(VitPoseError):
     Attributes:
         path: the file (None for an array or tensor).
         reason: the message without the file name (what is wrong and what to do), for lines that name it already.
+        too_large: the image has more pixels than the decompression-bomb limit (the service answers 413).
     """
 
-    def __init__(self, message: str, *, path: str | None = None, reason: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, path: str | None = None, reason: str | None = None, too_large: bool = False
+    ) -> None:
         super().__init__(message)
         self.path = path
         self.reason = message if reason is None else reason
+        self.too_large = too_large
 
 
 class DatasetError(VitPoseError):

@@ -463,13 +463,15 @@ def _decode(source: Any, path: str) -> np.ndarray:
 
 
 def _bomb(path: str, size: str, limit: int | None) -> ImageReadError:
-    return _read_error(
+    error = _read_error(
         path,
         f"{size} pixels, over the decompression-bomb limit of {limit:,} pixels (a file this large may be made to "
         "exhaust memory)",
         "if you trust it, raise the limit: VITPOSE_MAX_IMAGE_PIXELS=N in the environment (0: no limit), or "
         "PIL.Image.MAX_IMAGE_PIXELS in Python",
     )
+    error.too_large = True
+    return error
 
 
 def encode_image(rgb: np.ndarray, suffix: str) -> bytes:

@@ -309,27 +309,37 @@ def usable_boxes(
         if fault:
             hint = "" if fault.startswith("has score") else f" {_XYWH_HINT}"
             raise VitPoseError(f"{image}: box {row} {box} (score {score}) {fault}{hint}")
+    misfits = box_misfits(boxes, image_size)
+    if misfits:
+        width, height = image_size
+        shown = ", ".join(
+            f"box {row} {[round(v, 2) for v in boxes[row].tolist()]} ({reason})" for row, reason in misfits[:5]
+        )
+        more = f", and {len(misfits) - 5} more" if len(misfits) > 5 else ""
+        warnings.warn(
+            f"{image}: skipped {len(misfits)} of {len(boxes)} boxes that do not fit the {width}x{height} image: "
+            f"{shown}{more}; they give no pose (boxes are [x, y, width, height] in the image's pixels)",
+            SkippedBoxesWarning,
+            stacklevel=stacklevel,
+        )
+    keep = np.ones(len(boxes), bool)
+    keep[[row for row, _ in misfits]] = False
+    return keep
+
+
+def box_misfits(boxes: Any, image_size: tuple[int, int]) -> list[tuple[int, str]]:
+    """The boxes `usable_boxes` skips, as (row, reason): entirely outside the image, or more than
+    `MAX_BOX_TO_IMAGE` times its size. `boxes`: (n, 4) finite [x, y, width, height]; `image_size`: (width, height)."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     width, height = image_size
     side = max(width, height)
     x, y, w, h = boxes.T
     outside = (x >= width) | (y >= height) | (x + w <= 0) | (y + h <= 0)
     huge = (w > MAX_BOX_TO_IMAGE * side) | (h > MAX_BOX_TO_IMAGE * side)
-    keep = ~(outside | huge)
-    if not keep.all():
-        rows = np.flatnonzero(~keep)
-        shown = ", ".join(
-            f"box {row} {[round(v, 2) for v in boxes[row].tolist()]}"
-            + (" (outside the image)" if outside[row] else f" (over {MAX_BOX_TO_IMAGE:g} times the image)")
-            for row in rows[:5]
-        )
-        more = f", and {len(rows) - 5} more" if len(rows) > 5 else ""
-        warnings.warn(
-            f"{image}: skipped {len(rows)} of {len(boxes)} boxes that do not fit the {width}x{height} image: "
-            f"{shown}{more}; they give no pose (boxes are [x, y, width, height] in the image's pixels)",
-            SkippedBoxesWarning,
-            stacklevel=stacklevel,
-        )
-    return keep
+    return [
+        (int(row), "outside the image" if outside[row] else f"over {MAX_BOX_TO_IMAGE:g} times the image")
+        for row in np.flatnonzero(outside | huge)
+    ]
 
 
 def _as_vector(value: Any, n: int, where: str, what: str, dtype: Any) -> np.ndarray:

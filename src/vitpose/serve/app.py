@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from vitpose.detectors.boxes import box_misfits
 from vitpose.errors import ImageReadError, VitPoseError
 from vitpose.inference.estimator import PoseEstimator, dataset_info_for
 from vitpose.media import decode_image, encode_image
@@ -54,9 +55,10 @@ def _error_doc(text: str) -> dict[str, Any]:
 
 POSE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "The people found: {people: [person ...], image_size: [w, h], model, dataset, "
-        "keypoint_names, timings}; each person is vitpose's one person schema (bbox, box_score, score, "
-        "keypoints, keypoint_scores). With format=png or jpeg: the image with the poses drawn (header "
+        "description": "The people found: {people: [person ...], skipped_boxes: [{index, bbox, reason} ...], "
+        "image_size: [w, h], model, dataset, keypoint_names, timings}; each person is vitpose's one person schema "
+        "(bbox, box_score, score, keypoints, keypoint_scores); skipped_boxes: the given boxes that gave no person "
+        "(outside the image, or far larger than it). With format=png or jpeg: the image with the poses drawn (header "
         "X-People: the number of people).",
         "content": {
             "application/json": {"schema": {"type": "object"}},
@@ -229,8 +231,10 @@ class PoseService:
             media_type, suffix = IMAGE_FORMATS[image_format]
             thr = DEFAULT_DRAW_KPT_THR if kpt_thr is None else kpt_thr
             return encode_image(result.draw(rgb, kpt_thr=thr), suffix), media_type, len(result)
+        skipped = [] if boxes is None else box_misfits(boxes, result.image_size)
         return {
             "people": result.people(),
+            "skipped_boxes": [{"index": row, "bbox": boxes[row], "reason": reason} for row, reason in skipped],
             "image_size": list(result.image_size),
             "model": self.name,
             "dataset": result.dataset.name,
@@ -261,8 +265,8 @@ class PoseService:
                 )
         try:
             return decode_image(data)
-        except ImageReadError as err:
-            raise ServiceError(400, err.reason) from None
+        except ImageReadError as err:  # 413 over the decompression-bomb limit of the reader (--max-pixels 0)
+            raise ServiceError(413 if err.too_large else 400, err.reason) from None
 
     def model_info(self) -> dict[str, Any]:
         """What `GET /v1/model` answers: the default data set's layout, every data set served with its layout
