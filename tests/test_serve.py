@@ -328,3 +328,34 @@ def test_options_in_query_and_form(make_client, estimator, data):
     assert twice.status_code == 422 and "twice" in twice.json()["error"]
     for params in ({"format": ""}, {"flip_test": "1"}, {"dataset": "0"}):
         assert client.post("/v1/pose", params=params, content=image).status_code == 422, params
+
+
+def test_a_request_waiting_for_the_detector_stops_when_cancelled_or_late(make_client):
+    from vitpose.serve.batching import RequestCancelled, RequestTimeout, Ticket
+
+    client, batcher = make_client()
+    detector = client.app.state.service._detector
+    outcome = {}
+
+    def wait_for_detector(ticket, key):
+        try:
+            with batcher.admit(ticket):
+                detector([np.zeros((8, 8, 3), np.uint8)], ["x"])
+        except (RequestCancelled, RequestTimeout) as err:
+            outcome[key] = err
+
+    with detector._lock:  # another request is detecting
+        cancelled, late = Ticket(30), Ticket(0.2)
+        threads = [
+            threading.Thread(target=wait_for_detector, args=(cancelled, "cancelled")),
+            threading.Thread(target=wait_for_detector, args=(late, "late")),
+        ]
+        for t in threads:
+            t.start()
+        wait_for(lambda: batcher.pending == 2)
+        cancelled.cancel()
+        for t in threads:
+            t.join(10)
+    assert isinstance(outcome["cancelled"], RequestCancelled)
+    assert isinstance(outcome["late"], RequestTimeout)
+    assert batcher.pending == 0
