@@ -359,3 +359,12 @@ def test_a_request_waiting_for_the_detector_stops_when_cancelled_or_late(make_cl
     assert isinstance(outcome["cancelled"], RequestCancelled)
     assert isinstance(outcome["late"], RequestTimeout)
     assert batcher.pending == 0
+
+
+def test_serve_batch_size_is_max_batch():
+    from vitpose.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["serve", "--model", "m", "--batch-size", "4"]).max_batch == 4
+    assert parse(["serve", "--model", "m", "--max-batch", "8"]).max_batch == 8
+    assert parse(["serve", "--model", "m"]).max_batch == 16

@@ -31,6 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
     from vitpose.serve import create_app
 
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    args.batch_size = args.max_batch
     estimator = estimator_from_args(args)
     app = create_app(
         estimator,
@@ -74,12 +75,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "/v1/model, /healthz, /readyz; the OpenAPI schema at /openapi.json. The person crops of concurrent requests "
         'share network batches on one worker thread. Needs: pip install "vitpose[serve]".',
     )
-    add_model_options(serve, model_required=True)
+    add_model_options(serve, model_required=True, batch_size=None)  # --batch-size is --max-batch here
     add_detector_options(serve)
     add_threshold_options(serve, kpt_thr=None)
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (127.0.0.1: this machine only)")
     serve.add_argument("--port", type=positive_int, default=8000, help="port (8000)")
-    serve.add_argument("--max-batch", type=positive_int, default=16, help="most person crops per network batch (16)")
+    serve.add_argument(
+        "--max-batch",
+        "--batch-size",
+        dest="max_batch",
+        type=positive_int,
+        default=16,
+        help="most person crops per network batch, shared by concurrent requests; --batch-size is the same (16)",
+    )
     serve.add_argument(
         "--max-wait-ms",
         type=non_negative_float,
