@@ -114,10 +114,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"vitpose predict: resuming: {resumed} of {len(paths)} images already done in {out}", file=sys.stderr)
     processed = resumed  # images finished (results or failures), for "stopped after N of M"
     interrupted = False
-    with protected():
-        journal = Journal(out / STATE_NAME, "predict", settings, [done[p] for p in sorted(done)])
+    journal: Journal | None = None
     stream = progress = None
     try:
+        with protected():  # a signal during this block is raised at its end, inside the try: the journal is closed
+            journal = Journal(out / STATE_NAME, "predict", settings, [done[p] for p in sorted(done)])
         stream = estimator.iter_predict([paths[p] for p in todo], errors="report")
         progress = tqdm(stream, total=len(paths), initial=resumed, unit="img", file=sys.stderr)
         for position, result in zip(todo, progress, strict=False):
@@ -159,7 +160,10 @@ def run(args: argparse.Namespace) -> int:
     with protected(raise_pending=False):  # a second signal now would only lose what is finished
         predictions = [p for position in sorted(done) for p in done[position]["predictions"]]
         atomic_write_text(out / PREDICTIONS_NAME, json_text(predictions))
-        journal.close(remove=not interrupted)
+        if journal is not None:
+            journal.close(remove=not interrupted)
+        else:  # stopped before the journal started: keep what a resume needs
+            Journal(out / STATE_NAME, "predict", settings, [done[p] for p in sorted(done)]).close(remove=False)
     people = sum(entry["people"] for entry in done.values())
     if interrupted:
         print(f"{len(done)} images, {people} poses -> {out / PREDICTIONS_NAME} and annotated images in {out} (partial)")
