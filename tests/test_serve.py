@@ -138,6 +138,8 @@ def test_queue_full_is_503_with_retry_after_and_timeout_is_504(make_client, data
     refused = pose(client, image, boxes)
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
     assert "busy" in refused.json()["error"]
+    not_read = client.post("/v1/pose", content=b"\xff" * (21 * 1024 * 1024))  # over --max-upload-mb 20
+    assert not_read.status_code == 503  # refused before its upload is read (else 413)
     assert client.get("/readyz").status_code == 503
     gate.event.set()
     for t in threads:

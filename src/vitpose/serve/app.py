@@ -220,7 +220,7 @@ class PoseService:
         """The answer for one image: the JSON dict, or (encoded image, media type, people) for `image_format`."""
         start = time.perf_counter()
         estimator = self.view(dataset, flip_test)
-        with self.batcher.admit(ticket):
+        with self.batcher.serving(ticket):  # the handler reserved the request's place before reading the upload
             rgb = self._read(data)
             read = time.perf_counter()
             ticket.check()
@@ -480,6 +480,16 @@ def create_app(
         ticket = Ticket(timeout_s)
         check_key(request)
         options = parse_options(request.query_params.multi_items(), "query")
+        try:  # a place in the queue before the upload is read: a refusal under overload costs next to nothing
+            batcher.reserve(ticket)
+        except QueueFull as err:
+            raise ServiceError(503, str(err), {"Retry-After": "1"}) from None
+        try:
+            return await answer_pose(request, ticket, options)
+        finally:
+            batcher.release(ticket)
+
+    async def answer_pose(request: Request, ticket: Ticket, options: dict[str, Any]) -> Response:
         body = await read_body(request)
         if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
             request._body = body  # parsed from the bytes read (and counted) above
@@ -505,7 +515,7 @@ def create_app(
         except RequestCancelled:
             metrics.cancelled.inc()
             return Response(status_code=499)  # nobody reads it: the client has gone
-        except QueueFull as err:
+        except QueueFull as err:  # the worker closed (shutting down) while the request was being read
             raise ServiceError(503, str(err), {"Retry-After": "1"}) from None
         except RequestTimeout as err:
             raise ServiceError(504, f"{err} ({timeout_s:g} s)") from None

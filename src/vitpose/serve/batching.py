@@ -61,6 +61,7 @@ class Ticket:
     def __init__(self, timeout_s: float | None = None) -> None:
         self.deadline = None if timeout_s is None else time.monotonic() + timeout_s
         self.cancelled = False
+        self.admitted = False  # holds one of the batcher's queue_size places
         self._job: _Job | None = None
         self._lock = threading.Lock()
 
@@ -136,11 +137,9 @@ class MicroBatcher:
             self._thread.start()
 
     # ------------------------------------------------------------------ request side
-    @contextmanager
-    def admit(self, ticket: Ticket | None = None) -> Iterator[Ticket]:
-        """Hold one of the `queue_size` places for a request (its `ticket`: deadline, cancellation) while in the
-        block; `QueueFull` at once when none is free or the service is closing."""
-        ticket = ticket or Ticket()
+    def reserve(self, ticket: Ticket) -> None:
+        """Take one of the `queue_size` places for `ticket`'s request; `QueueFull` at once when none is free or the
+        service is closing. The service reserves before reading the upload, so a refusal costs nothing."""
         with self._cond:
             if self._closed:
                 raise QueueFull("the service is shutting down")
@@ -150,14 +149,37 @@ class MicroBatcher:
                     f"{self.queue_size}); try again shortly"
                 )
             self.pending += 1
+            ticket.admitted = True
+
+    def release(self, ticket: Ticket) -> None:
+        """Give back `ticket`'s place (once; again is a no-op)."""
+        with self._cond:
+            if not ticket.admitted:
+                return
+            ticket.admitted = False
+            self.pending -= 1
+            self._cond.notify_all()  # the worker need not wait for this request's crops any more
+
+    @contextmanager
+    def serving(self, ticket: Ticket) -> Iterator[Ticket]:
+        """This thread works for `ticket`'s request in the block: its calls carry the ticket's deadline and
+        cancellation."""
         self._local.ticket = ticket
         try:
             yield ticket
         finally:
             self._local.ticket = None
-            with self._cond:
-                self.pending -= 1
-                self._cond.notify_all()  # the worker need not wait for this request's crops any more
+
+    @contextmanager
+    def admit(self, ticket: Ticket | None = None) -> Iterator[Ticket]:
+        """`reserve` a place, serve the request in this thread in the block, then `release` it."""
+        ticket = ticket or Ticket()
+        self.reserve(ticket)
+        try:
+            with self.serving(ticket):
+                yield ticket
+        finally:
+            self.release(ticket)
 
     @property
     def ticket(self) -> Ticket | None:
