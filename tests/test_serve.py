@@ -370,3 +370,4 @@ def test_serve_batch_size_is_max_batch():
     assert parse(["serve", "--model", "m", "--batch-size", "4"]).max_batch == 4
     assert parse(["serve", "--model", "m", "--max-batch", "8"]).max_batch == 8
     assert parse(["serve", "--model", "m"]).max_batch == 16
+    assert parse(["serve", "--model", "m", "--keep-alive-s", "60"]).keep_alive_s == 60

@@ -6,6 +6,7 @@ import argparse
 import math
 import os
 import signal
+import sys
 
 from vitpose.cli.common import (
     add_detector_options,
@@ -20,6 +21,7 @@ from vitpose.cli.common import (
 
 API_KEY_ENV = "VITPOSE_API_KEY"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+SWITCH_INTERVAL_S = 0.0005
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -30,6 +32,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     from vitpose.serve import create_app
 
+    # The network's thread dispatches its operators one by one, each needing the GIL back from the request threads
+    # (decoding, JSON); a shorter switch interval than Python's 5 ms gives it back sooner (measured on 2 cores with
+    # 16 clients: about 7% more throughput with micro-batching, no change with --max-batch 1).
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     args.batch_size = args.max_batch
     estimator = estimator_from_args(args)
@@ -56,6 +62,7 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             log_level="info",
             timeout_graceful_shutdown=math.ceil(args.timeout_s) + 5,
+            timeout_keep_alive=args.keep_alive_s,
         )
         uvicorn.Server(config).run()
     finally:
@@ -105,6 +112,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"largest image, pixels (decompression bombs); 413 over; 0: no limit of its own ({DEFAULT_MAX_PIXELS:,})",
     )
     serve.add_argument("--timeout-s", type=positive_float, default=30.0, help="time limit of a request, s; 504 (30)")
+    serve.add_argument(
+        "--keep-alive-s",
+        type=positive_float,
+        default=5.0,
+        help="an idle connection is closed after this many seconds; clients then reconnect (5)",
+    )
     serve.add_argument(
         "--api-key", default=None, help=f"require this key (X-API-Key or Authorization: Bearer); or ${API_KEY_ENV}"
     )

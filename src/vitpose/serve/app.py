@@ -500,8 +500,11 @@ def create_app(
             upload = form.get("image")
             if upload is None or isinstance(upload, str):
                 raise ServiceError(400, "no file in the multipart field 'image'")
-            data = await upload.read()
-            fields = [(k, v) for k, v in form.multi_items() if k != "image"]
+            try:
+                data = await upload.read()
+                fields = [(k, v) for k, v in form.multi_items() if k != "image"]
+            finally:
+                await form.close()  # the upload's spooled file, at once (not left to the garbage collector)
             options.update(parse_options(fields, "form"))  # a form field's value wins over the query's
         else:
             data = body
