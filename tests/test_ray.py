@@ -1,0 +1,101 @@
+"""Ray Data stages (`vitpose.integrations.ray`) on a local Ray bound to 127.0.0.1: the same keypoints as the local
+path, bad files reported in their rows, and no socket outside the loopback interface."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import coco_images_and_boxes, make_hf_model, save_hf
+from vitpose.inference.estimator import PoseEstimator
+
+# Ray's own settings for a test run, read when ray is imported: no usage report, no auth token file, and the
+# local cluster on the loopback interface only (with a short temp dir below: Unix socket paths stay under 107 bytes).
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+os.environ.update(RAY_ENV)
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+psutil = pytest.importorskip("psutil")
+
+pytestmark = pytest.mark.slow
+LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    temp = f"/tmp/vr{os.getpid()}"
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=150 * 1024 * 1024,
+        _temp_dir=temp,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+    )
+    try:
+        data = pytest.importorskip("ray.data")
+        data.DataContext.get_current().enable_progress_bars = False
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return save_hf(make_hf_model(), tmp_path_factory.mktemp("ckpt") / "model")
+
+
+def local_predictions(checkpoint, paths, detector):
+    estimator = PoseEstimator.from_pretrained(checkpoint, device="cpu", detector=detector)
+    out = {}
+    for position, (path, result) in enumerate(zip(paths, estimator.iter_predict(paths, errors="report"), strict=True)):
+        if hasattr(result, "to_coco"):
+            out[str(path)] = result.to_coco(image_id=position + 1)
+    return out
+
+
+def assert_same(got, want):
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        assert a["image_id"] == b["image_id"] and a["category_id"] == b["category_id"]
+        np.testing.assert_allclose(a["keypoints"], b["keypoints"], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(a["bbox"], b["bbox"], atol=1e-5, rtol=0)
+        assert a["score"] == pytest.approx(b["score"], abs=1e-6)
+
+
+@pytest.mark.parametrize("detector", ["full-image", "hog"])
+def test_stages_give_the_local_keypoints_and_report_bad_files(local_ray, checkpoint, coco_dir, tmp_path, detector):
+    from vitpose.integrations.ray import predict_dataset
+
+    paths = [str(path) for path, _ in coco_images_and_boxes()]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    inputs = [*paths[:2], str(broken), *paths[2:]]
+    rows = predict_dataset(inputs, str(checkpoint), detector=detector, images_per_batch=2).take_all()
+    by_path = {row["path"]: row for row in rows}
+    assert sorted(by_path) == sorted(inputs)  # one row per input: none dropped, none doubled
+    assert "not an image file" in by_path[str(broken)]["error"] and by_path[str(broken)]["predictions"] is None
+    want = local_predictions(checkpoint, inputs, detector)
+    assert set(want) == set(paths)
+    for path in paths:
+        row = by_path[path]
+        assert not row["error"]
+        assert_same(json.loads(row["predictions"]), want[path])
+
+
+def test_ray_listens_on_loopback_only(local_ray):
+    addresses = set()
+    for process in psutil.process_iter(["cmdline"]):
+        if "ray" not in " ".join(process.info["cmdline"] or []):
+            continue
+        try:
+            connections = process.net_connections(kind="inet")
+        except (psutil.AccessDenied, psutil.NoSuchProcess):
+            continue
+        addresses |= {c.laddr.ip for c in connections}
+    assert addresses, "no Ray sockets found"
+    assert addresses <= LOOPBACK, addresses
