@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
 @pytest.fixture(scope="module")
 def local_ray(tmp_path_factory):
     temp = f"/tmp/vr{os.getpid()}"
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}  # ray.init replaces them
     ray.init(
         num_cpus=2,
         include_dashboard=False,
@@ -42,6 +44,8 @@ def local_ray(tmp_path_factory):
         yield ray
     finally:
         ray.shutdown()
+        for sig, handler in handlers.items():  # the rest of the test session gets its own signal handling back
+            signal.signal(sig, handler)
 
 
 @pytest.fixture(scope="module")
