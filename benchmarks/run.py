@@ -40,6 +40,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py, also when loaded as a module
+from machine import cpu_model, load_average, module_versions
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGE = ROOT.parent / "shared" / "data" / "coco" / "000000196141.jpg"
 TARGETS = {"preprocess": 20.0, "decode": 5.0, "stage": 1.3, "efficiency": 0.80, "backend": 1.4, "memory": 1.3}
@@ -114,16 +117,6 @@ def paired_ratio(slow: list[float], fast: list[float]) -> float:
 
 
 # --------------------------------------------------------------------------------------------- machine
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_description() -> dict[str, str]:
     import cv2
 
@@ -136,19 +129,8 @@ def machine_description() -> dict[str, str]:
         "opencv": cv2.__version__,
         "numpy": np.__version__,
     }
-    for module in ("transformers", "onnxruntime"):
-        try:
-            info[module] = __import__(module).__version__
-        except ImportError:
-            info[module] = "not installed"
+    info.update(module_versions(("transformers", "onnxruntime")))
     return info
-
-
-def load_average() -> str:
-    try:
-        return " / ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def matmul_rate(size: int, settings: Settings) -> float:

@@ -65,6 +65,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+from machine import cpu_model, load_average, module_versions
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("VITPOSE_TEST_DATA", ROOT.parent / "shared" / "data"))
 DEFAULT_IMAGE = DATA / "coco" / "000000000785.jpg"
@@ -90,23 +93,6 @@ QUICK = Settings({1: 6, 4: 12, 16: 32}, 20.0, 2, 6, 3.0, 4, 1)
 
 
 # --------------------------------------------------------------------------------------------- machine
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load_average() -> str:
-    try:
-        return " / ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 def machine_description(threads: int | None) -> dict[str, str]:
     import torch
 
@@ -118,13 +104,11 @@ def machine_description(threads: int | None) -> dict[str, str]:
         + (f"OMP_NUM_THREADS={threads}" if threads else "torch's default too (nothing set)"),
         "python": platform.python_version(),
     }
-    for module in ("torch", "transformers", "numpy", "PIL", "fastapi", "starlette", "uvicorn", "h11", "httptools"):
-        try:
-            info[module] = __import__(module).__version__
-        except ImportError:
-            info[module] = "not installed"
-        except AttributeError:
-            info[module] = "?"
+    info.update(
+        module_versions(
+            ("torch", "transformers", "numpy", "PIL", "fastapi", "starlette", "uvicorn", "h11", "httptools")
+        )
+    )
     return info
 
 
