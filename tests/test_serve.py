@@ -371,3 +371,22 @@ def test_serve_batch_size_is_max_batch():
     assert parse(["serve", "--model", "m", "--max-batch", "8"]).max_batch == 8
     assert parse(["serve", "--model", "m"]).max_batch == 16
     assert parse(["serve", "--model", "m", "--keep-alive-s", "60"]).keep_alive_s == 60
+
+
+def test_the_worker_starts_again_after_close_and_only_one_runs(estimator):
+    import torch
+
+    from vitpose.serve.batching import MicroBatcher
+
+    batcher = MicroBatcher(estimator.model, max_wait_ms=0)
+    first = batcher._thread
+    batcher.close()
+    assert not first.is_alive()
+    batcher.open()
+    second = batcher._thread
+    assert second is not first and second.is_alive()
+    with batcher.admit():
+        out = batcher.run(torch.zeros(1, 3, 256, 192))
+    assert out.heatmaps.shape[0] == 1 and batcher.model_calls == 1
+    batcher.close()
+    assert not second.is_alive()

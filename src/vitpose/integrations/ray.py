@@ -181,9 +181,10 @@ def predict_dataset(
     data = require_ray()
     ids = list(image_ids) if image_ids is not None else list(range(1, len(paths) + 1))
     rows = [{"path": str(p), "image_id": int(i), "error": ""} for p, i in zip(paths, ids, strict=True)]
-    from vitpose.datasets import get_dataset_info
+    from vitpose.datasets import DatasetInfo, get_dataset_info, parse_dataset
 
-    animals = dataset is not None and not str(dataset).endswith(".json") and get_dataset_info(dataset).is_animal
+    info = None if dataset is None else parse_dataset(dataset)  # a name, an index or a custom data set file
+    animals = info is not None and (info if isinstance(info, DatasetInfo) else get_dataset_info(info)).is_animal
     found = data.from_items(rows).map_batches(
         DetectStage,
         fn_constructor_kwargs={"detector": detector, "det_thr": det_thr, "device": "cpu", "animals": animals},

@@ -130,8 +130,12 @@ class MicroBatcher:
         with self._cond:
             if not self._closed:
                 return
-            if self._thread is not None:
-                self._thread.join(timeout=30)
+            previous = self._thread
+        if previous is not None:  # outside the lock: the closing worker needs it to finish its queue
+            previous.join(timeout=30)
+        with self._cond:
+            if not self._closed:
+                return  # another call opened it meanwhile
             self._closed = False
             self._thread = threading.Thread(target=self._run, name="vitpose-serve-worker", daemon=True)
             self._thread.start()
@@ -247,12 +251,13 @@ class MicroBatcher:
 
     # ------------------------------------------------------------------ worker
     def _run(self) -> None:
+        me = threading.current_thread()
         while True:
             with self._cond:
-                while not self._queue and not self._closed:
+                while not self._queue and not self._closed and self._thread is me:
                     self._cond.wait()
-                if not self._queue:
-                    return  # closed, and every queued call done
+                if not self._queue or self._thread is not me:
+                    return  # closed and every queued call done, or a newer worker owns the queue now
                 job = self._queue.popleft()
                 if not job.future.set_running_or_notify_cancel():
                     continue
