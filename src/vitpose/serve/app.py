@@ -162,13 +162,10 @@ class _SharedDetector:
 class PoseService:
     """What the endpoints call: the estimator views that run on the batcher, and the request logic."""
 
-    def __init__(
-        self, estimator: PoseEstimator, batcher: MicroBatcher, *, max_pixels: int | None, timeout_s: float, name: str
-    ) -> None:
+    def __init__(self, estimator: PoseEstimator, batcher: MicroBatcher, *, max_pixels: int | None, name: str) -> None:
         self.estimator = estimator
         self.batcher = batcher
         self.max_pixels = max_pixels
-        self.timeout_s = timeout_s
         self.name = name
         self._model = BatchedModel(estimator.model, batcher)
         self._detector = _SharedDetector(estimator, batcher)
@@ -326,19 +323,16 @@ def parse_boxes(text: str | None) -> list[list[float]] | None:
     return boxes
 
 
-def _parse_bool(text: Any, what: str) -> bool | None:
+def _parse_bool(text: str, what: str) -> bool:
     """`true` or `false` (as JSON and the OpenAPI schema write them); 422 for anything else."""
-    if text is None or isinstance(text, bool):
-        return text
-    lowered = str(text).strip()
+    lowered = text.strip()
     if lowered in ("true", "false"):
         return lowered == "true"
     raise ServiceError(422, f"{what}: expected true or false, got {text!r}")
 
 
-def _parse_thr(text: Any) -> float | None:
-    if text is None:
-        return None
+def _parse_thr(text: str) -> float:
+    """`kpt_thr`: a number in [0, 1]; 422 for anything else."""
     try:
         value = float(text)
     except ValueError:
@@ -364,9 +358,9 @@ async def _unless_gone(request: Request, work: asyncio.Future, ticket: Ticket) -
             raise RequestCancelled("the client went away")
 
 
-def _parse_format(text: Any) -> str | None:
+def _parse_format(text: str) -> str | None:
     """`format`: None for JSON, else a key of IMAGE_FORMATS (422 for anything else)."""
-    if text is None or text == "json":
+    if text == "json":
         return None
     if text not in IMAGE_FORMATS:
         raise ServiceError(422, f"format: expected json, {', '.join(IMAGE_FORMATS)}, got {text!r}")
@@ -388,7 +382,7 @@ def create_app(
     """The service of `estimator` (loaded once; its model then runs only on the batcher's worker thread)."""
     batcher = MicroBatcher(estimator.model, max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size)
     name = model_name or getattr(estimator.model.config, "_name_or_path", "") or "vitpose"
-    service = PoseService(estimator, batcher, max_pixels=max_pixels, timeout_s=timeout_s, name=str(name))
+    service = PoseService(estimator, batcher, max_pixels=max_pixels, name=str(name))
     metrics = ServiceMetrics(batcher)
     max_bytes = int(max_upload_mb * 1024 * 1024)
     key_bytes = None if not api_key else api_key.encode()
