@@ -254,3 +254,36 @@ def coco_dir() -> Path:
 def _deterministic():
     torch.manual_seed(0)
     np.random.seed(0)
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray for the test session (2 CPUs, as this machine), on the loopback interface only: Ray's settings
+    (`LOCAL_RAY_ENV`) before its first import, a short temp dir (Unix socket paths stay under 107 bytes), a capped
+    object store. The SIGTERM / SIGINT handlers that `ray.init` replaces are given back to the rest of the session."""
+    import os
+    import signal
+
+    from vitpose.integrations.ray import LOCAL_RAY_ENV
+
+    os.environ.update(LOCAL_RAY_ENV)
+    ray = pytest.importorskip("ray")
+    data = pytest.importorskip("ray.data")
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=200 * 1024 * 1024,
+        _temp_dir=f"/tmp/vr{os.getpid()}",
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+    )
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+    try:
+        data.DataContext.get_current().enable_progress_bars = False
+        yield ray
+    finally:
+        ray.shutdown()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 
 import numpy as np
 import pytest
 
 from conftest import coco_images_and_boxes, make_hf_model, save_hf
 from vitpose.inference.estimator import PoseEstimator
+from vitpose.integrations.ray import LOCAL_RAY_ENV
 
-# Ray's own settings for a test run, read when ray is imported: no usage report, no auth token file, and the
-# local cluster on the loopback interface only (with a short temp dir below: Unix socket paths stay under 107 bytes).
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-os.environ.update(RAY_ENV)
+# Ray's own settings, read when ray is imported (the session's `local_ray` fixture in conftest.py starts it).
+os.environ.update(LOCAL_RAY_ENV)
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
@@ -24,28 +22,6 @@ psutil = pytest.importorskip("psutil")
 
 pytestmark = pytest.mark.slow
 LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
-
-
-@pytest.fixture(scope="module")
-def local_ray(tmp_path_factory):
-    temp = f"/tmp/vr{os.getpid()}"
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}  # ray.init replaces them
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        object_store_memory=150 * 1024 * 1024,
-        _temp_dir=temp,
-        _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-    )
-    try:
-        data = pytest.importorskip("ray.data")
-        data.DataContext.get_current().enable_progress_bars = False
-        yield ray
-    finally:
-        ray.shutdown()
-        for sig, handler in handlers.items():  # the rest of the test session gets its own signal handling back
-            signal.signal(sig, handler)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ __all__ = [
     "DETECTORS",
     "INTERRUPTED",
     "add_detector_options",
+    "add_engine_options",
     "add_model_files",
     "add_model_options",
     "add_threshold_options",
@@ -202,6 +203,41 @@ def add_threshold_options(
             "--nms-thr", type=float, default=nms_thr, help=f"OKS-NMS threshold over the detected people ({nms_thr})"
         )
         parser.add_argument("--no-nms", action="store_true", help="no OKS-NMS: keep every detected person")
+
+
+ENGINES = ("local", "ray")
+
+
+def add_engine_options(parser: argparse.ArgumentParser, *, workers: str = "actors") -> None:
+    """--engine, --address, --actors (`workers="replicas"`: --replicas), --num-cpus, --num-gpus: where the work runs.
+
+    `local` (the default) is this process and needs no Ray; `ray` runs the pose network on Ray actors (Ray Data for
+    predict and eval, Ray Serve replicas for serve), on a local Ray or on the cluster at --address."""
+    what = "service replicas" if workers == "replicas" else "pose actors"
+    parser.add_argument(
+        "--engine",
+        choices=list(ENGINES),
+        default="local",
+        help='where to run: local (this process) or ray (a Ray cluster; needs: pip install "vitpose[ray]") (local)',
+    )
+    parser.add_argument(
+        "--address",
+        help="--engine ray: the cluster to run on (auto: the one this machine joined with `ray start`; HOST:PORT of "
+        "its head; ray://HOST:10001); default: start a local Ray on this machine, on 127.0.0.1 only",
+    )
+    parser.add_argument(f"--{workers}", type=positive_int, default=1, help=f"--engine ray: the number of {what} (1)")
+    parser.add_argument(
+        "--num-cpus",
+        type=positive_float,
+        default=None,
+        help=f"--engine ray: CPUs per one of the {what}, fractions allowed (default: 0.5; with --num-gpus, 1)",
+    )
+    parser.add_argument(
+        "--num-gpus",
+        type=non_negative_float,
+        default=0.0,
+        help=f"--engine ray: GPUs per one of the {what}, fractions allowed (0.25: four share a GPU) (0)",
+    )
 
 
 def estimator_from_args(args: argparse.Namespace, detector: Any = None) -> Any:

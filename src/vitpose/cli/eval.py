@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from vitpose.cli.common import DEFAULT_MODEL, INTERRUPTED, add_model_files, add_model_options, add_threshold_options
+from vitpose.cli.common import (
+    DEFAULT_MODEL,
+    INTERRUPTED,
+    add_engine_options,
+    add_model_files,
+    add_model_options,
+    add_threshold_options,
+)
 from vitpose.errors import VitPoseError
 from vitpose.outputs import (
     InputFiles,
@@ -60,19 +68,23 @@ def add_parser(subparsers: Any) -> None:
         "options; the metrics and --out are those of an uninterrupted run)",
     )
     ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    add_engine_options(ev)
     ev.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """The handler of `vitpose eval`: 0, 130 when interrupted; raises VitPoseError/OSError on bad input."""
+    from vitpose.cli.predict_ray import check_engine_options
+
+    check_engine_options(args, "eval")
     if args.predictions:
+        if args.engine != "local":
+            raise VitPoseError("--predictions scores a results file, with no model to run: drop --engine")
         return _score_file(args)
     if not args.images:
         raise VitPoseError(
             "--images DIR is needed to run a model (or pass --predictions P.json to score a results file)"
         )
-    from vitpose.evaluation import EvaluationInterrupted, evaluate
-
     _check_out(args)
     settings = _settings(args)
     journal = _Journal(args.out, settings, resume=args.resume) if args.out else None  # before the model loads
@@ -80,6 +92,22 @@ def run(args: argparse.Namespace) -> int:
         raise VitPoseError("--resume needs the --out FILE of the interrupted run (its partial results are beside it)")
     if journal is not None and journal.done:
         print(f"vitpose eval: resuming: {len(journal.done)} images already done ({journal.path})", file=sys.stderr)
+    with contextlib.ExitStack() as engine:
+        runner = None
+        if args.engine == "ray":
+            from vitpose.cli.predict_ray import pose_num_cpus
+            from vitpose.integrations.ray import RayRunner, ray_session
+
+            engine.enter_context(ray_session(args.address))
+            runner = RayRunner(args.actors, num_cpus=pose_num_cpus(args), num_gpus=args.num_gpus)
+            args.device = "cpu"  # the model is loaded here for its checks, and shipped to the actors
+        return _evaluate(args, journal, runner)
+
+
+def _evaluate(args: argparse.Namespace, journal: _Journal | None, runner: Any) -> int:
+    """Run the evaluation (with `runner`: where the network runs, None for here), journal it, print the metrics."""
+    from vitpose.evaluation import EvaluationInterrupted, evaluate
+
     try:
         report = evaluate(
             args.model or DEFAULT_MODEL,
@@ -96,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
             headboxes=args.headboxes,
             finished=journal.done if journal is not None else None,
             on_image=journal.write if journal is not None else None,
+            runner=runner,
         )
     except EvaluationInterrupted as stop:
         where = f"stopped after {stop.done} of {stop.total} images; no metrics (they need every image)"

@@ -12,6 +12,7 @@ from typing import Any
 from vitpose.cli.common import (
     INTERRUPTED,
     add_detector_options,
+    add_engine_options,
     add_model_files,
     add_model_options,
     add_threshold_options,
@@ -63,16 +64,31 @@ def add_parser(subparsers: Any) -> None:
         help="continue the interrupted run in --out: skip the images it finished and keep their results (the same "
         "inputs and options; the final predictions.json is that of an uninterrupted run)",
     )
+    add_engine_options(predict)
+    from vitpose.cli.predict_ray import add_ray_options
+
+    add_ray_options(predict)
     predict.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """The handler of `vitpose predict`: 0, 1 when some inputs failed, 2 when there is nothing to process, 130 when
     interrupted (Ctrl-C or SIGTERM; what is finished is written, `--resume` continues)."""
+    from vitpose.cli.predict_ray import check_engine_options, run_ray
+
+    check_engine_options(args, "predict")
+    if args.engine == "ray":
+        return run_ray(args)
     from tqdm import tqdm
 
+    from vitpose.integrations.shards import SHARDS_DIR
     from vitpose.media import FailedImage, expand_inputs, load_image
 
+    if (Path(args.out) / SHARDS_DIR).is_dir():
+        raise VitPoseError(
+            f"{args.out} holds the shards of a run of --engine ray ({Path(args.out) / SHARDS_DIR}): continue it with "
+            "--engine ray --resume, or choose another --out"
+        )
     paths, failures = expand_inputs(args.inputs)
     for failed in failures:
         print(f"vitpose predict: {failed.source}: {failed.reason}", file=sys.stderr)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,13 @@ from vitpose.ops.oks import pose_nms
 from vitpose.outputs import protected
 
 METRIC_KEYS = ("AP", "AP50", "AP75", "APm", "APl", "AR")
+Runner = Callable[..., Iterator[Any]]
+"""`runner(estimator, images, **given)`: the results of `estimator.iter_predict(images, errors="report", **given)`."""
+
+
+def run_here(estimator: PoseEstimator, images: list[Any], **given: Any) -> Iterator[Any]:
+    """The default `Runner` of `evaluate`: the estimator in this process."""
+    return estimator.iter_predict(images, errors="report", **given)
 
 
 @dataclass
@@ -251,6 +258,7 @@ def evaluate(
     headboxes: str | os.PathLike[str] | None = None,
     finished: Mapping[int, Mapping[str, Any]] | None = None,
     on_image: Callable[[dict[str, Any]], None] | None = None,
+    runner: Runner | None = None,
 ) -> EvalReport:
     """Run a model over an annotated data set and score it as the original ViTPose does.
 
@@ -276,6 +284,10 @@ def evaluate(
             in the evaluation's image order, the image (`image_id`, or `image` for MPII), `people`, and its
             results); a signal held by `vitpose.outputs.protected` waits until it returns. Unreadable images have
             no record (a resumed run tries them again).
+        runner: where the network runs: called as `runner(estimator, images, boxes=..., box_scores=...)` (or
+            `regions=...` for MPII), it yields what `estimator.iter_predict(images, errors="report", ...)` yields,
+            in the same order (`run_here`, the default, is exactly that; `vitpose.integrations.ray.RayRunner` runs
+            it on Ray actors). Everything else (boxes, rescoring, NMS, scoring) stays in this process.
 
     Returns:
         An `EvalReport`.
@@ -301,7 +313,7 @@ def evaluate(
                 "its own format, the mmpose JSON list (mpii_val.json): pass that file"
             )
         return _evaluate_mpii(
-            loaded(), data, source, images, info, batch_size, progress, headboxes, finished or {}, on_image
+            loaded(), data, source, images, info, batch_size, progress, headboxes, finished or {}, on_image, runner
         )
     from vitpose.evaluation.metrics import evaluate_predictions
 
@@ -319,11 +331,11 @@ def evaluate(
     done = _resumed(finished or {}, ids, "image_id")  # position -> record
     todo = [position for position in range(len(ids)) if position not in done]
     sigmas = np.asarray(info.sigmas, np.float64)
-    stream = estimator.iter_predict(
+    stream = (runner or run_here)(
+        estimator,
         [paths[ids[p]] for p in todo],
         boxes=[np.array([b for b, _, _ in per_image[ids[p]]], np.float64).reshape(-1, 4) for p in todo],
         box_scores=[np.array([s for _, s, _ in per_image[ids[p]]], np.float64) for p in todo],
-        errors="report",
     )
     if progress:
         from tqdm import tqdm
@@ -438,6 +450,7 @@ def _evaluate_mpii(
     headboxes: Any,
     finished: Mapping[int, Mapping[str, Any]],
     on_image: Callable[[dict[str, Any]], None] | None,
+    runner: Runner | None,
 ) -> EvalReport:
     from vitpose.evaluation.mpii import load_mpii, pckh
 
@@ -467,9 +480,7 @@ def _evaluate_mpii(
     ]
     done = _resumed(finished, order, "image")  # position -> record
     todo = [position for position in range(len(order)) if position not in done]
-    stream = estimator.iter_predict(
-        [paths[order[p]] for p in todo], regions=[regions[p] for p in todo], errors="report"
-    )
+    stream = (runner or run_here)(estimator, [paths[order[p]] for p in todo], regions=[regions[p] for p in todo])
     if progress:
         from tqdm import tqdm
 

@@ -6,6 +6,7 @@ results = estimator(["a.jpg", "b.jpg"])          # one PoseResult per image
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from collections.abc import Iterable, Iterator, Sequence, Sized
@@ -189,6 +190,15 @@ class PoseEstimator:
             index = int(dataset)
         cfg.check_dataset_index(index, dataset=dataset)
         return index
+
+    def with_detector(self, detector: Any) -> PoseEstimator:
+        """This estimator (the same model, processor and settings, shared) with another person detector: a
+        `PersonDetector` or a name, as `detector=` of the constructor."""
+        if isinstance(detector, str):
+            check_detector_name(detector, animals=self.dataset.is_animal)
+        view = copy.copy(self)
+        view._detector = detector if detector is None or isinstance(detector, str) else check_detector(detector)
+        return view
 
     @property
     def device(self) -> torch.device:

@@ -19,17 +19,27 @@ OKS-NMS are those of the local path and the keypoints are the same.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import os
+import shutil
+import signal
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from vitpose.detectors.base import Detections
 from vitpose.errors import ImageReadError, MissingDependencyError
-from vitpose.media import FailedImage, load_image
+from vitpose.media import FailedImage
 from vitpose.outputs import json_text
 
-__all__ = ["DetectStage", "PoseStage", "predict_dataset", "require_ray"]
+__all__ = ["LOCAL_RAY_ENV", "DetectStage", "PoseStage", "RayRunner", "predict_dataset", "ray_session", "require_ray"]
+
+LOCAL_RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+"""Ray's settings for a local Ray on one machine, read when `ray` is first imported: no usage report sent, no
+`~/.ray/auth_token` written, and the cluster kept on the loopback interface (with `_node_ip_address="127.0.0.1"`;
+without the last one Ray listens on every interface and talks over the machine's network address)."""
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def require_ray() -> Any:
@@ -39,6 +49,69 @@ def require_ray() -> Any:
     except ImportError:
         raise MissingDependencyError('the Ray engine needs Ray Data: pip install "vitpose[ray]"') from None
     return ray.data
+
+
+@contextmanager
+def ray_session(
+    address: str | None = None,
+    *,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+    object_store_mb: int | None = None,
+) -> Iterator[Any]:
+    """A connection to Ray for the duration of a job: the `ray` module.
+
+    `address`: an existing cluster ("auto": the one this machine has joined with `ray start`; "HOST:PORT" of its head;
+    "ray://HOST:10001" through Ray Client). None starts a local Ray on this machine, bound to 127.0.0.1 only (see
+    `LOCAL_RAY_ENV`, applied when this is the first import of `ray` in the process), with `num_cpus` / `num_gpus`
+    (default: the machine's) and `object_store_mb` of shared memory (default: Ray's), shut down at the end; a Ray the
+    caller already started is used as it is and left running. Ray's progress bars and the workers' log lines are
+    off (every failure comes back in the results). The process's SIGTERM / SIGINT handlers, which `ray.init`
+    replaces, are put back at once and after the shutdown.
+    """
+    if address is None:
+        for name, value in LOCAL_RAY_ENV.items():
+            os.environ.setdefault(name, value)
+    require_ray()
+    import logging
+
+    import ray
+
+    if ray.is_initialized():
+        yield ray
+        return
+    handlers = {sig: signal.getsignal(sig) for sig in _SIGNALS}
+    temp = None
+    try:
+        if address is None:
+            temp = f"/tmp/vitpose-ray-{os.getpid()}"  # short: Ray's Unix socket paths must stay under 107 bytes
+            ray.init(
+                num_cpus=num_cpus,
+                num_gpus=num_gpus,
+                object_store_memory=None if object_store_mb is None else int(object_store_mb * 1024 * 1024),
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                _temp_dir=temp,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+        else:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        _restore(handlers)
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        yield ray
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        _restore(handlers)
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def _restore(handlers: dict[Any, Any]) -> None:
+    for sig, handler in handlers.items():
+        if handler is not None:
+            signal.signal(sig, handler)
 
 
 def _detections_json(found: Detections) -> str:
@@ -59,8 +132,16 @@ def _column(batch: dict[str, Any], name: str, n: int) -> list[Any]:
     return [None] * n if values is None else list(values)
 
 
+def _read(path: str) -> np.ndarray:
+    from vitpose.integrations.sources import read_image
+
+    return read_image(path)
+
+
 class DetectStage:
     """`map_batches` stage: the person boxes of each row's image (`detections`, JSON), or its `error`.
+
+    Rows whose `detections` are already filled (boxes given by a file) or that carry an `error` pass through.
 
     Args:
         detector: a detector name ("auto", "rtdetr", "hog", "full-image", as `vitpose predict --detector`).
@@ -80,40 +161,49 @@ class DetectStage:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         paths = [str(p) for p in batch["path"]]
         errors = _column(batch, "error", len(paths))
-        found: list[str | None] = [None] * len(paths)
+        found = _column(batch, "detections", len(paths))
         for i, path in enumerate(paths):
-            if errors[i]:
+            if errors[i] or (isinstance(found[i], str) and found[i]):
                 continue
             try:
-                rgb = load_image(path)[0]
+                rgb = _read(path)
             except ImageReadError as err:
-                errors[i] = err.reason  # reported in the row, never dropped
+                errors[i] = err.reason or str(err)  # reported in the row, never dropped
                 continue
             found[i] = _detections_json(self.detector([rgb], [path])[0])
         return {**batch, "detections": np.array(found, dtype=object), "error": np.array(errors, dtype=object)}
 
 
 class _GivenDetections:
-    """A person detector that answers with the detections a `DetectStage` found for each image (by path)."""
+    """A person detector that answers, call after call, with the detections found for the images in turn."""
 
     def __init__(self) -> None:
-        self.by_path: dict[str, Detections] = {}
+        self.queue: list[Detections] = []
 
     def __call__(self, images: Sequence[np.ndarray], names: Sequence[str | None] | None) -> list[Detections]:
-        return [self.by_path[str(name)] for name in (names or [None] * len(images))]
+        answer, self.queue = self.queue[: len(images)], self.queue[len(images) :]
+        return answer
 
 
 class PoseStage:
-    """`map_batches` stage: the poses of each row's image (`predictions`, JSON: its COCO results), or its `error`.
+    """`map_batches` stage: the poses of each row's image (`predictions`, JSON: its COCO results, as the entries of
+    `vitpose predict`'s predictions.json), or its `error`.
+
+    The pose estimation is that of the local path: a `PoseEstimator` whose detector answers with the row's
+    `detections`, so boxes outside the image are skipped, instances rescored and OKS-NMS applied as locally.
 
     Args:
-        model: checkpoint (hub id, hub-format directory or original `.pth`).
-        device, flip_test, dataset, batch_size, nms_thr, rescore_thr: as `PoseEstimator.from_pretrained`.
+        model: a checkpoint (hub id, hub-format directory or original `.pth`: each actor loads it, so a local
+            folder must be readable on every node), or a `PoseEstimator` (or a Ray object reference to one, from
+            `ray.put`: the weights travel through Ray's object store, no shared file system needed), whose settings
+            are then used as they are.
+        device: where the network runs ("auto", "cpu", "cuda", ...).
+        flip_test, dataset, batch_size, nms_thr: as `PoseEstimator.from_pretrained` (for a checkpoint).
     """
 
     def __init__(
         self,
-        model: str,
+        model: Any,
         *,
         device: str = "auto",
         flip_test: bool = False,
@@ -121,18 +211,22 @@ class PoseStage:
         batch_size: int = 32,
         nms_thr: float | None = 0.9,
     ) -> None:
+        from vitpose.device import resolve_device
         from vitpose.inference.estimator import PoseEstimator
 
         self.given = _GivenDetections()
-        self.estimator = PoseEstimator.from_pretrained(
-            model,
-            device=device,
-            flip_test=flip_test,
-            dataset=dataset,
-            batch_size=batch_size,
-            nms_thr=nms_thr,
-            detector=self.given,
-        )
+        if isinstance(model, str | os.PathLike):
+            estimator = PoseEstimator.from_pretrained(
+                model, device=device, flip_test=flip_test, dataset=dataset, batch_size=batch_size, nms_thr=nms_thr
+            )
+        else:
+            if not isinstance(model, PoseEstimator):
+                import ray
+
+                model = ray.get(model)
+            estimator = model
+            estimator.model.to(resolve_device(device))
+        self.estimator = estimator.with_detector(self.given)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         paths = [str(p) for p in batch["path"]]
@@ -140,23 +234,38 @@ class PoseStage:
         errors = _column(batch, "error", n)
         image_ids = _column(batch, "image_id", n)
         detections = _column(batch, "detections", n)
-        todo = [i for i in range(n) if not errors[i]]
-        self.given.by_path = {paths[i]: _detections(detections[i]) for i in todo}
+        images: dict[int, np.ndarray] = {}
+        for i in range(n):
+            if errors[i]:
+                continue
+            try:
+                images[i] = _read(paths[i])
+            except ImageReadError as err:
+                errors[i] = err.reason or str(err)
+        todo = sorted(images)
+        self.given.queue = [_detections(detections[i]) for i in todo]
         predictions: list[str | None] = [None] * n
-        results = self.estimator.iter_predict([paths[i] for i in todo], errors="report")
+        results = self.estimator.iter_predict([images.pop(i) for i in todo], errors="report")
         for i, result in zip(todo, results, strict=True):
             if isinstance(result, FailedImage):
                 errors[i] = result.reason
                 continue
-            image_id = int(image_ids[i]) if image_ids[i] is not None else 0  # the row's COCO image id, if any
+            result.file_name = paths[i]  # as the local path names its results: the path given
+            image_id = _image_id(image_ids[i], 0)
             predictions[i] = json_text(result.to_coco(image_id=image_id))
-        self.given.by_path = {}
         return {**batch, "predictions": np.array(predictions, dtype=object), "error": np.array(errors, dtype=object)}
 
 
+def _image_id(value: Any, default: Any) -> Any:
+    """A row's COCO image id: an integer, or a string as COCO files may have (kept as it is)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return default
+    return value if isinstance(value, str) else int(value)
+
+
 def predict_dataset(
-    paths: Sequence[str],
-    model: str,
+    paths: Sequence[Any],
+    model: Any,
     *,
     detector: str = "auto",
     det_thr: float = 0.3,
@@ -167,35 +276,86 @@ def predict_dataset(
     detect_actors: int = 1,
     pose_actors: int = 1,
     detect_cpus: float = 0.5,
+    detect_gpus: float = 0,
     pose_cpus: float = 0.5,
     pose_gpus: float = 0,
     images_per_batch: int = 8,
-    image_ids: Sequence[int] | None = None,
+    image_ids: Sequence[Any] | None = None,
+    detections: Sequence[Detections | None] | None = None,
+    positions: Sequence[int] | None = None,
 ) -> Any:
-    """A `ray.data.Dataset` of one row per path: `path`, `image_id`, `detections`, `predictions`, `error`.
+    """A `ray.data.Dataset` of one row per path: `path`, `image_id`, `position`, `detections`, `predictions`,
+    `error` (lazy: nothing runs until it is consumed; rows come back in no particular order).
 
-    `image_ids`: the COCO image id of each path (default: its position + 1, as `vitpose predict`). Actors:
-    `detect_actors` / `pose_actors` with `detect_cpus` / `pose_cpus` (and `pose_gpus`) each; fractions leave CPUs
-    to Ray's reading tasks (whole CPUs for every actor on a small machine can starve them and hang the job).
+    Args:
+        paths: image paths (local, or URIs that pyarrow's file systems read), or `sources.ImageRef`s (their
+            `image_id` is used where set).
+        model: a checkpoint name, or a loaded `PoseEstimator` (shipped to the actors through Ray's object store,
+            with its settings; `flip_test`, `dataset`, `batch_size` and `nms_thr` then do not apply).
+        detector, det_thr: the detection stage's detector (as `vitpose predict --detector`).
+        image_ids: the COCO image id of each path (default: its position + 1, as `vitpose predict`).
+        detections: the person boxes of each image, given (a boxes file): no detection stage runs; None for an
+            image means "detect it".
+        positions: each path's position in the whole job (default 0, 1, ...), kept in the rows.
+        detect_actors / pose_actors: the actor pools' sizes, with `detect_cpus` / `detect_gpus` and `pose_cpus` /
+            `pose_gpus` per actor; fractions leave CPUs to Ray's reading tasks (whole CPUs for every actor on a
+            small machine can starve them and hang the job).
+        images_per_batch: rows per `map_batches` call.
     """
     data = require_ray()
-    ids = list(image_ids) if image_ids is not None else list(range(1, len(paths) + 1))
-    rows = [{"path": str(p), "image_id": int(i), "error": ""} for p, i in zip(paths, ids, strict=True)]
-    from vitpose.datasets import DatasetInfo, get_dataset_info, parse_dataset
+    from vitpose.inference.estimator import PoseEstimator
+    from vitpose.integrations.sources import ImageRef
 
-    info = None if dataset is None else parse_dataset(dataset)  # a name, an index or a custom data set file
-    animals = info is not None and (info if isinstance(info, DatasetInfo) else get_dataset_info(info)).is_animal
-    found = data.from_items(rows).map_batches(
-        DetectStage,
-        fn_constructor_kwargs={"detector": detector, "det_thr": det_thr, "device": "cpu", "animals": animals},
-        batch_size=images_per_batch,
-        compute=data.ActorPoolStrategy(size=detect_actors),
-        num_cpus=detect_cpus,
+    refs = [p if isinstance(p, ImageRef) else ImageRef(str(p)) for p in paths]
+    where = list(positions) if positions is not None else list(range(len(refs)))
+    ids = (
+        list(image_ids)
+        if image_ids is not None
+        else [r.image_id if r.image_id is not None else p + 1 for r, p in zip(refs, where, strict=True)]
     )
+    given = list(detections) if detections is not None else [None] * len(refs)
+    rows = [
+        {
+            "path": ref.path,
+            "image_id": image_id,
+            "position": int(position),
+            "detections": "" if found is None else _detections_json(found),  # "": to detect (a string column)
+            "error": "",
+        }
+        for ref, image_id, position, found in zip(refs, ids, where, given, strict=True)
+    ]
+    if isinstance(model, PoseEstimator):
+        import ray
+
+        animals = model.dataset.is_animal
+        model = ray.put(model)
+    elif isinstance(model, str | os.PathLike):
+        from vitpose.datasets import DatasetInfo, get_dataset_info, parse_dataset
+
+        model = str(model)
+        info = None if dataset is None else parse_dataset(dataset)  # a name, an index or a custom data set file
+        animals = info is not None and (info if isinstance(info, DatasetInfo) else get_dataset_info(info)).is_animal
+    else:  # a reference to an estimator put by the caller
+        animals = False
+    found = data.from_items(rows)
+    if any(d is None for d in given):
+        found = found.map_batches(
+            DetectStage,
+            fn_constructor_kwargs={
+                "detector": detector,
+                "det_thr": det_thr,
+                "device": "cuda" if detect_gpus else "cpu",
+                "animals": animals,
+            },
+            batch_size=images_per_batch,
+            compute=data.ActorPoolStrategy(size=detect_actors),
+            num_cpus=detect_cpus,
+            num_gpus=detect_gpus,
+        )
     return found.map_batches(
         PoseStage,
         fn_constructor_kwargs={
-            "model": str(model),
+            "model": model,
             "device": "cuda" if pose_gpus else "cpu",
             "flip_test": flip_test,
             "dataset": dataset,
@@ -207,3 +367,86 @@ def predict_dataset(
         num_cpus=pose_cpus,
         num_gpus=pose_gpus,
     )
+
+
+class _GivenBoxesStage:
+    """`map_batches` stage of `RayRunner`: each row's image with its given boxes (or regions) through the
+    estimator, the result (`PoseResult` or `FailedImage`) pickled into `result`."""
+
+    def __init__(self, estimator: Any, device: str = "cpu") -> None:
+        import ray
+
+        from vitpose.device import resolve_device
+
+        self.estimator = ray.get(estimator) if isinstance(estimator, ray.ObjectRef) else estimator
+        self.estimator.model.to(resolve_device(device))
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import pickle
+
+        paths = [str(p) for p in batch["path"]]
+        given = [pickle.loads(g) for g in batch["given"]]
+        out: list[Any] = [None] * len(paths)
+        images, kept = [], []
+        for i, path in enumerate(paths):
+            try:
+                images.append(_read(path))
+                kept.append(i)
+            except ImageReadError as err:
+                out[i] = FailedImage(path, err.reason or str(err))
+        if kept:
+            keys = given[kept[0]].keys()
+            options = {key: [given[i][key] for i in kept] for key in keys}
+            for i, result in zip(kept, self.estimator.iter_predict(images, errors="report", **options), strict=True):
+                if isinstance(result, FailedImage):
+                    result.source = paths[i]
+                else:
+                    result.file_name = paths[i]
+                out[i] = result
+        return {"index": batch["index"], "result": np.array([pickle.dumps(r) for r in out], dtype=object)}
+
+
+class RayRunner:
+    """Runs a `PoseEstimator` over images with given boxes on Ray actors: the `runner` of
+    `vitpose.evaluation.evaluate` (`vitpose eval --engine ray`).
+
+    Called as `runner(estimator, images, boxes=..., box_scores=...)` (or `regions=...`), it ships the estimator to
+    `actors` actors (`num_cpus` / `num_gpus` each) through Ray's object store and yields, in input order, what
+    `estimator.iter_predict(images, errors="report", ...)` yields locally. Needs a Ray session (`ray_session`).
+    """
+
+    def __init__(self, actors: int = 1, *, num_cpus: float = 0.5, num_gpus: float = 0, images_per_batch: int = 8):
+        self.actors = actors
+        self.num_cpus = num_cpus
+        self.num_gpus = num_gpus
+        self.images_per_batch = images_per_batch
+
+    def __call__(self, estimator: Any, images: Sequence[Any], **given: Any) -> Iterator[Any]:
+        import pickle
+
+        data = require_ray()
+        import ray
+
+        if not images:
+            return
+        names = [name for name, values in given.items() if values is not None]
+        rows = [
+            {"index": i, "path": str(path), "given": pickle.dumps({name: given[name][i] for name in names})}
+            for i, path in enumerate(images)
+        ]
+        ref = ray.put(estimator.with_detector("full-image"))  # no detector travels: the boxes are given
+        results = data.from_items(rows).map_batches(
+            _GivenBoxesStage,
+            fn_constructor_kwargs={"estimator": ref, "device": "cuda" if self.num_gpus else "cpu"},
+            batch_size=self.images_per_batch,
+            compute=data.ActorPoolStrategy(size=self.actors),
+            num_cpus=self.num_cpus,
+            num_gpus=self.num_gpus,
+        )
+        waiting: dict[int, Any] = {}
+        following = 0
+        for row in results.iter_rows():  # in no particular order: put back in input order
+            waiting[int(row["index"])] = pickle.loads(row["result"])
+            while following in waiting:
+                yield waiting.pop(following)
+                following += 1
