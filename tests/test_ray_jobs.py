@@ -210,3 +210,35 @@ def test_a_killed_job_resumes_with_only_the_remaining_images(checkpoint, coco_di
     assert main(["predict", str(folder), "--model", str(checkpoint), "--detector", "full-image", "--flip-test",
                  "--device", "cpu", "--out", str(local)]) == 0  # fmt: skip
     assert_same(predictions(out), predictions(local))
+
+
+def test_parquet_of_uris_and_a_list_file(local_ray, checkpoint, images, tmp_path):
+    """Images named by URIs in a Parquet file (read through pyarrow's file systems on the actors) and by a list
+    file: the same keypoints as the local path on the same files; the broken one reported under its URI."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    files = sorted(images.glob("*.jpg"))
+    uris = [path.as_uri() for path in files]
+    pq.write_table(pa.table({"path": uris, "image_id": list(range(101, 101 + len(uris)))}), tmp_path / "in.parquet")
+    common = ["--model", str(checkpoint), "--detector", "full-image"]
+    out = tmp_path / "parquet"
+    assert main(["predict", str(tmp_path / "in.parquet"), *common, "--engine", "ray", "--out", str(out)]) == 1
+    assert main(["predict", str(images), *common, "--device", "cpu", "--out", str(tmp_path / "local")]) == 1
+    want = predictions(tmp_path / "local")
+    got = predictions(out)
+    assert [p["file_name"] for p in got] == [u for u in uris if not u.endswith("999.jpg")]
+    assert [p["image_id"] for p in got] == [101 + i for i, u in enumerate(uris) if not u.endswith("999.jpg")]
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a["keypoints"], b["keypoints"], atol=1e-5, rtol=0)
+    errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert [e["path"] for e in errors] == [u for u in uris if u.endswith("999.jpg")]
+    listed = tmp_path / "list.txt"
+    good = [path for path in files if not path.name.endswith("999.jpg")][:2]
+    listed.write_text("# two of them\n" + "\n".join(str(p) for p in good) + "\n")
+    out = tmp_path / "list"
+    assert main(["predict", str(listed), *common, "--engine", "ray", "--out", str(out)]) == 0
+    got = predictions(out)
+    assert [(p["file_name"], p["image_id"]) for p in got] == [(str(path), i + 1) for i, path in enumerate(good)]
+    for a, b in zip(got, [p for p in want if p["file_name"] in {str(f) for f in good}], strict=True):
+        np.testing.assert_allclose(a["keypoints"], b["keypoints"], atol=1e-5, rtol=0)

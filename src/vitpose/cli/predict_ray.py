@@ -102,12 +102,14 @@ def run_ray(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     paths = [ref.path for ref in refs]
-    inputs = InputFiles([("the input image", p) for p in paths if not is_uri(p)])
+    # The files named on the command line (not every image of a list: a million-image job would stat each one
+    # here); the outputs have fixed names that no image has.
+    inputs = InputFiles()
     for option in ("boxes", "annotations"):
         if getattr(args, option):
             inputs.add(f"the --{option} file", getattr(args, option))
     for source in args.inputs:
-        if Path(source).is_file():
+        if not is_uri(source) and Path(source).is_file():
             inputs.add("an input file", source)
     add_model_files(inputs, args.model)
     inputs.check_outputs(
