@@ -160,6 +160,16 @@ def test_engine_options_need_the_ray_engine(checkpoint, coco_dir, tmp_path, caps
     assert "--actors: only with --engine ray" in capsys.readouterr().err
 
 
+LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
+
+
+def _connections(process) -> list:
+    try:
+        return process.net_connections(kind="inet")
+    except psutil.Error:
+        return []
+
+
 def _ray_processes(temp: str) -> list:
     found = []
     for process in psutil.process_iter(["cmdline"]):
@@ -171,27 +181,34 @@ def _ray_processes(temp: str) -> list:
     return found
 
 
+TOTAL = 40
+
+
 def test_a_killed_job_resumes_with_only_the_remaining_images(checkpoint, coco_dir, tmp_path):
     """SIGKILL to the whole job (its local Ray included) once some shards are done: the rerun with --resume runs
     only the images not recorded, and the merge has every image once, as the local path."""
     folder = tmp_path / "many"
     folder.mkdir()
     sources = sorted(coco_dir.glob("*.jpg"))
-    for i in range(24):
+    for i in range(TOTAL):
         shutil.copy(sources[i % len(sources)], folder / f"img_{i:03d}.jpg")
     out = tmp_path / "out"
     command = [sys.executable, "-m", "vitpose", "predict", str(folder), "--model", str(checkpoint)]
     command += ["--detector", "full-image", "--flip-test", "--engine", "ray", "--shard-size", "2", "--out", str(out)]
-    env = {**os.environ, **LOCAL_RAY_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in LOCAL_RAY_ENV}  # the command sets them itself
     job = subprocess.Popen(command, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True)
     temp = f"/tmp/vitpose-ray-{job.pid}"
     journal = out / "shards" / "journal.jsonl"
     try:
         deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and job.poll() is None and not journal.is_file():
+            time.sleep(0.05)
+        addresses = {c.laddr.ip for p in _ray_processes(temp) for c in _connections(p)}
+        assert addresses and addresses <= LOOPBACK, addresses  # the command's own local Ray: loopback only
         while time.monotonic() < deadline and job.poll() is None:
             if journal.is_file() and len(journal.read_text().splitlines()) >= 1 + 4:  # header + 4 shards
                 break
-            time.sleep(0.05)
+            time.sleep(0.02)
         assert job.poll() is None, f"the job ended before it could be killed: {job.stderr.read()[-2000:]}"
         os.killpg(job.pid, signal.SIGKILL)
         job.wait(30)
@@ -199,13 +216,13 @@ def test_a_killed_job_resumes_with_only_the_remaining_images(checkpoint, coco_di
         for process in _ray_processes(temp):  # Ray's own processes of that job, whatever happened
             process.kill()
     done_then = sorted(image[0] for image in journal_images(out))
-    assert 8 <= len(done_then) < 24 and len(set(done_then)) == len(done_then)
+    assert 8 <= len(done_then) < TOTAL and len(set(done_then)) == len(done_then)
     rerun = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert f"resuming: {len(done_then)} of 24 images already done" in rerun.stderr
+    assert f"resuming: {len(done_then)} of {TOTAL} images already done" in rerun.stderr
     recorded = journal_images(out)
-    assert sorted(image[0] for image in recorded) == list(range(24))  # nothing missing, nothing doubled
-    assert sorted(image[0] for image in recorded[len(done_then) :]) == [p for p in range(24) if p not in done_then]
+    assert sorted(image[0] for image in recorded) == list(range(TOTAL))  # nothing missing, nothing doubled
+    assert sorted(image[0] for image in recorded[len(done_then) :]) == [p for p in range(TOTAL) if p not in done_then]
     local = tmp_path / "local"
     assert main(["predict", str(folder), "--model", str(checkpoint), "--detector", "full-image", "--flip-test",
                  "--device", "cpu", "--out", str(local)]) == 0  # fmt: skip

@@ -93,7 +93,7 @@ def run_ray(args: argparse.Namespace) -> int:
     from vitpose.integrations.sources import expand_job_inputs, is_uri
     from vitpose.outputs import InputFiles, protected, stop_signal
 
-    require_ray()  # before anything else: one line naming the extra
+    require_ray(args.address)  # before anything else: one line naming the extra, and Ray's settings
     refs, failures = expand_job_inputs(args.inputs, images=args.images)
     for failed in failures:
         print(f"vitpose predict: {failed.source}: {failed.reason}", file=sys.stderr)

@@ -42,10 +42,23 @@ without the last one Ray listens on every interface and talks over the machine's
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def require_ray() -> Any:
-    """`ray.data`, or a `MissingDependencyError` naming the extra to install."""
+def require_ray(address: str | None = None) -> Any:
+    """`ray.data`, or a `MissingDependencyError` naming the extra to install.
+
+    Before Ray's first import in the process, its settings are put in the environment (where not set already):
+    for a local Ray (`address` None) those of `LOCAL_RAY_ENV`, and Ray Data's log level WARNING (not a few lines
+    on stderr per dataset). Call it with the address before anything imports ray."""
+    import sys
+    import warnings
+
+    if "ray" not in sys.modules:
+        for name, value in (LOCAL_RAY_ENV if address is None else {}).items():
+            os.environ.setdefault(name, value)
+        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
     try:
-        import ray.data
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # Ray's own settings' renames, not the user's
+            import ray.data
     except ImportError:
         raise MissingDependencyError('the Ray engine needs Ray Data: pip install "vitpose[ray]"') from None
     return ray.data
@@ -66,14 +79,12 @@ def ray_session(
     `LOCAL_RAY_ENV`, applied when this is the first import of `ray` in the process), with `num_cpus` / `num_gpus`
     (default: the machine's) and `object_store_mb` of shared memory (default: Ray's), shut down at the end; a Ray the
     caller already started is used as it is and left running. Ray's progress bars and the workers' log lines are
-    off (every failure comes back in the results). The process's SIGTERM / SIGINT handlers, which `ray.init`
-    replaces, are put back at once and after the shutdown.
+    off (every failure comes back in the results); Ray Data's own deprecation warnings are not shown. The
+    process's SIGTERM / SIGINT handlers, which `ray.init` replaces, are put back at once and after the shutdown.
     """
-    if address is None:
-        for name, value in LOCAL_RAY_ENV.items():
-            os.environ.setdefault(name, value)
-    require_ray()
+    require_ray(address)
     import logging
+    import warnings
 
     import ray
 
@@ -98,7 +109,9 @@ def ray_session(
         else:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         _restore(handlers)
-        ray.data.DataContext.get_current().enable_progress_bars = False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # made on first use, it warns about its own renames
+            ray.data.DataContext.get_current().enable_progress_bars = False
         yield ray
     finally:
         if ray.is_initialized():
