@@ -10,6 +10,7 @@ import sys
 
 from vitpose.cli.common import (
     add_detector_options,
+    add_engine_options,
     add_model_options,
     add_threshold_options,
     estimator_from_args,
@@ -24,10 +25,20 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 SWITCH_INTERVAL_S = 0.0005
 
 
+# The options of --engine ray, and their defaults (given otherwise with --engine local: an error).
+RAY_OPTIONS = {"address": None, "replicas": 1, "num_cpus": None, "num_gpus": 0.0}
+# CPUs per replica by default: half a CPU packs two replicas per core's worth of Ray's bookkeeping on a small
+# machine (Ray gives such a replica one torch thread); a replica with a GPU gets a whole CPU to feed it.
+REPLICA_CPUS, REPLICA_CPUS_WITH_GPU = 0.5, 1.0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from vitpose.serve import require_serve
 
+    _check_engine_options(args)
     require_serve()  # before loading the model: one line naming the extra
+    if args.engine == "ray":
+        return _serve_on_ray(args)
     import uvicorn
 
     from vitpose.serve import create_app
@@ -39,17 +50,7 @@ def _serve(args: argparse.Namespace) -> int:
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     args.batch_size = args.max_batch
     estimator = estimator_from_args(args)
-    app = create_app(
-        estimator,
-        max_batch=args.max_batch,
-        max_wait_ms=args.max_wait_ms,
-        queue_size=args.queue_size,
-        max_upload_mb=args.max_upload_mb,
-        max_pixels=args.max_pixels or None,
-        timeout_s=args.timeout_s,
-        api_key=api_key,
-        model_name=str(args.model),
-    )
+    app = create_app(estimator, **_app_options(args, api_key))
     # SIGTERM (and Ctrl-C): uvicorn stops accepting connections, answers every request already accepted (for at
     # most a request's time limit and a little more), then the worker finishes what is queued and the command
     # exits 0. uvicorn re-raises the signal once done: the handler set here takes it instead of the default one.
@@ -71,6 +72,72 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_engine_options(args: argparse.Namespace) -> None:
+    """--address, --replicas, --num-cpus and --num-gpus mean something only with --engine ray."""
+    from vitpose.errors import VitPoseError
+
+    if args.engine == "ray":
+        return
+    given = [name for name, default in RAY_OPTIONS.items() if getattr(args, name) != default]
+    if given:
+        named = ", ".join("--" + name.replace("_", "-") for name in given)
+        verb = "needs" if len(given) == 1 else "need"
+        raise VitPoseError(f"{named} {verb} --engine ray (with --engine local the service runs in this process)")
+
+
+def _app_options(args: argparse.Namespace, api_key: str | None) -> dict:
+    """`create_app`'s keyword arguments from the options."""
+    return {
+        "max_batch": args.max_batch,
+        "max_wait_ms": args.max_wait_ms,
+        "queue_size": args.queue_size,
+        "max_upload_mb": args.max_upload_mb,
+        "max_pixels": args.max_pixels or None,
+        "timeout_s": args.timeout_s,
+        "api_key": api_key,
+        "model_name": str(args.model),
+    }
+
+
+def _serve_on_ray(args: argparse.Namespace) -> int:
+    """--engine ray: `--replicas` Ray Serve replicas, each with its own estimator, app and micro-batcher."""
+    import functools
+
+    from vitpose.integrations.ray import LOCAL_RAY_ENV, require_ray
+
+    if args.address is None:  # read when ray is first imported, which require_ray does
+        for name, value in LOCAL_RAY_ENV.items():
+            os.environ.setdefault(name, value)
+    require_ray()  # one line naming the extra when Ray is missing
+    from vitpose.serve.replicas import run_replicas
+
+    num_cpus = args.num_cpus or (REPLICA_CPUS_WITH_GPU if args.num_gpus else REPLICA_CPUS)
+    model = str(args.model)
+    if os.path.exists(model):  # a local checkpoint: the same file whatever a Ray worker's working directory
+        model = os.path.abspath(model)
+    device = args.device
+    if device == "auto":  # a replica uses the GPU Ray gave it, else the CPU (as the Ray stages of predict)
+        device = "cuda" if args.num_gpus else "cpu"
+    fields = {"model": model, "device": device, "batch_size": args.max_batch}
+    fields |= {
+        name: getattr(args, name) for name in ("flip_test", "dataset", "no_nms", "nms_thr", "detector", "det_thr")
+    }
+    make_estimator = functools.partial(estimator_from_args, argparse.Namespace(**fields))
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    return run_replicas(
+        make_estimator,
+        replicas=args.replicas,
+        num_cpus=num_cpus,
+        num_gpus=args.num_gpus,
+        host=args.host,
+        port=args.port,
+        app_options=_app_options(args, api_key),
+        address=args.address,
+        keep_alive_s=args.keep_alive_s,
+        switch_interval_s=SWITCH_INTERVAL_S,
+    )
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `serve` on the `vitpose` command's subparsers."""
     from vitpose.serve import DEFAULT_MAX_PIXELS
@@ -80,7 +147,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help='an HTTP service: POST /v1/pose (needs: pip install "vitpose[serve]")',
         description="Serve the model over HTTP: POST /v1/pose (an image -> the people's keypoints, JSON), GET "
         "/v1/model, /healthz, /readyz; the OpenAPI schema at /openapi.json. The person crops of concurrent requests "
-        'share network batches on one worker thread. Needs: pip install "vitpose[serve]".',
+        "share network batches on one worker thread. --engine ray: --replicas copies of the service on Ray Serve, "
+        'each with its own model and batching. Needs: pip install "vitpose[serve]" (and "vitpose[ray]").',
     )
     add_model_options(serve, model_required=True, batch_size=None)  # --batch-size is --max-batch here
     add_detector_options(serve)
@@ -121,4 +189,5 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--api-key", default=None, help=f"require this key (X-API-Key or Authorization: Bearer); or ${API_KEY_ENV}"
     )
+    add_engine_options(serve, workers="replicas")
     serve.set_defaults(func=_serve)
