@@ -32,6 +32,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "run",
+    "worker_cpus",
 ]
 
 DEFAULT_MODEL = "usyd-community/vitpose-base-simple"
@@ -206,6 +207,16 @@ def add_threshold_options(
 
 
 ENGINES = ("local", "ray")
+WORKER_CPUS, WORKER_CPUS_WITH_GPU = 0.5, 1.0
+"""Ray CPUs per actor or replica unless --num-cpus says: half a CPU leaves room to Ray's own tasks on a small
+machine (whole CPUs for every actor can starve them and hang a job); one CPU to feed a GPU."""
+
+
+def worker_cpus(args: argparse.Namespace) -> float:
+    """--num-cpus, else `WORKER_CPUS` (`WORKER_CPUS_WITH_GPU` with --num-gpus)."""
+    if args.num_cpus is not None:
+        return args.num_cpus
+    return WORKER_CPUS_WITH_GPU if args.num_gpus else WORKER_CPUS
 
 
 def add_engine_options(parser: argparse.ArgumentParser, *, workers: str = "actors") -> None:
@@ -230,7 +241,8 @@ def add_engine_options(parser: argparse.ArgumentParser, *, workers: str = "actor
         "--num-cpus",
         type=positive_float,
         default=None,
-        help=f"--engine ray: CPUs per one of the {what}, fractions allowed (default: 0.5; with --num-gpus, 1)",
+        help=f"--engine ray: CPUs per one of the {what}, fractions allowed (default: {WORKER_CPUS}; with "
+        f"--num-gpus, {WORKER_CPUS_WITH_GPU})",
     )
     parser.add_argument(
         "--num-gpus",

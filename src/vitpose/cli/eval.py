@@ -95,11 +95,11 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as engine:
         runner = None
         if args.engine == "ray":
-            from vitpose.cli.predict_ray import pose_num_cpus
+            from vitpose.cli.common import worker_cpus
             from vitpose.integrations.ray import RayRunner, ray_session
 
             engine.enter_context(ray_session(args.address))
-            runner = RayRunner(args.actors, num_cpus=pose_num_cpus(args), num_gpus=args.num_gpus)
+            runner = RayRunner(args.actors, num_cpus=worker_cpus(args), num_gpus=args.num_gpus)
             args.device = "cpu"  # the model is loaded here for its checks, and shipped to the actors
         return _evaluate(args, journal, runner)
 

@@ -17,7 +17,7 @@ from typing import Any
 from vitpose.cli.common import INTERRUPTED
 from vitpose.errors import VitPoseError
 
-__all__ = ["ENGINE_OPTIONS", "RAY_ONLY_OPTIONS", "add_ray_options", "check_engine_options", "pose_num_cpus", "run_ray"]
+__all__ = ["ENGINE_OPTIONS", "RAY_ONLY_OPTIONS", "add_ray_options", "check_engine_options", "run_ray"]
 
 ENGINE_OPTIONS = {"address": None, "actors": 1, "replicas": 1, "num_cpus": None, "num_gpus": 0.0}
 """The options of `add_engine_options` that only `--engine ray` reads, with their defaults."""
@@ -76,17 +76,12 @@ def check_engine_options(args: argparse.Namespace, command: str) -> None:
         raise VitPoseError(f"{names}: only with --engine ray (vitpose {command} runs in this process by default)")
 
 
-def pose_num_cpus(args: argparse.Namespace) -> float:
-    """CPUs per pose actor: --num-cpus, else 0.5 (1 with --num-gpus)."""
-    return args.num_cpus if args.num_cpus is not None else (1.0 if args.num_gpus else 0.5)
-
-
 def run_ray(args: argparse.Namespace) -> int:
     """`vitpose predict --engine ray`: 0, 1 when some inputs failed, 2 when there is nothing to process, 130 when
     interrupted (what is finished is written; --resume continues)."""
     from tqdm import tqdm
 
-    from vitpose.cli.common import add_model_files, estimator_from_args
+    from vitpose.cli.common import add_model_files, estimator_from_args, worker_cpus
     from vitpose.cli.predict import PREDICTIONS_NAME, STATE_NAME, _settings
     from vitpose.integrations.ray import predict_dataset, ray_session, require_ray
     from vitpose.integrations.shards import ERRORS_NAME, SHARDS_DIR, ImageRecord, ShardedResults
@@ -172,7 +167,7 @@ def run_ray(args: argparse.Namespace) -> int:
                     detect_cpus=args.detect_num_cpus,
                     detect_gpus=args.detect_num_gpus,
                     pose_actors=args.actors,
-                    pose_cpus=pose_num_cpus(args),
+                    pose_cpus=worker_cpus(args),
                     pose_gpus=args.num_gpus,
                     images_per_batch=max(1, min(16, args.batch_size // 4)),
                     positions=runnable,

@@ -18,6 +18,7 @@ from vitpose.cli.common import (
     non_negative_int,
     positive_float,
     positive_int,
+    worker_cpus,
 )
 
 API_KEY_ENV = "VITPOSE_API_KEY"
@@ -29,7 +30,6 @@ SWITCH_INTERVAL_S = 0.0005
 RAY_OPTIONS = {"address": None, "replicas": 1, "num_cpus": None, "num_gpus": 0.0}
 # CPUs per replica by default: half a CPU packs two replicas per core's worth of Ray's bookkeeping on a small
 # machine (Ray gives such a replica one torch thread); a replica with a GPU gets a whole CPU to feed it.
-REPLICA_CPUS, REPLICA_CPUS_WITH_GPU = 0.5, 1.0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -103,15 +103,12 @@ def _serve_on_ray(args: argparse.Namespace) -> int:
     """--engine ray: `--replicas` Ray Serve replicas, each with its own estimator, app and micro-batcher."""
     import functools
 
-    from vitpose.integrations.ray import LOCAL_RAY_ENV, require_ray
+    from vitpose.integrations.ray import require_ray
 
-    if args.address is None:  # read when ray is first imported, which require_ray does
-        for name, value in LOCAL_RAY_ENV.items():
-            os.environ.setdefault(name, value)
-    require_ray()  # one line naming the extra when Ray is missing
+    require_ray(args.address)  # Ray's settings before its first import; one line naming the extra when it is missing
     from vitpose.serve.replicas import run_replicas
 
-    num_cpus = args.num_cpus or (REPLICA_CPUS_WITH_GPU if args.num_gpus else REPLICA_CPUS)
+    num_cpus = worker_cpus(args)
     model = str(args.model)
     if os.path.exists(model):  # a local checkpoint: the same file whatever a Ray worker's working directory
         model = os.path.abspath(model)
