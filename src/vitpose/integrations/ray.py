@@ -46,15 +46,16 @@ def require_ray(address: str | None = None) -> Any:
     """`ray.data`, or a `MissingDependencyError` naming the extra to install.
 
     Before Ray's first import in the process, its settings are put in the environment (where not set already):
-    for a local Ray (`address` None) those of `LOCAL_RAY_ENV`, and Ray Data's log level WARNING (not a few lines
-    on stderr per dataset). Call it with the address before anything imports ray."""
+    for a local Ray (`address` None) those of `LOCAL_RAY_ENV`, and Ray Data's log level ERROR (not a few lines on
+    stderr per dataset; `RAY_DATA_LOG_LEVEL=INFO` shows them). Call it with the address before anything imports
+    ray."""
     import sys
     import warnings
 
     if "ray" not in sys.modules:
         for name, value in (LOCAL_RAY_ENV if address is None else {}).items():
             os.environ.setdefault(name, value)
-        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
+        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # Ray's own settings' renames, not the user's
@@ -269,6 +270,12 @@ class PoseStage:
         return {**batch, "predictions": np.array(predictions, dtype=object), "error": np.array(errors, dtype=object)}
 
 
+def _blocks(rows: int, per_batch: int) -> int:
+    """Input blocks of one batch each: an actor pool hands whole blocks to its actors, so one block of every row (what
+    `from_items` makes of a short list) would keep all the work on one actor."""
+    return max(1, -(-rows // per_batch))
+
+
 def _image_id(value: Any, default: Any) -> Any:
     """A row's COCO image id: an integer, or a string as COCO files may have (kept as it is)."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
@@ -350,7 +357,7 @@ def predict_dataset(
         animals = info is not None and (info if isinstance(info, DatasetInfo) else get_dataset_info(info)).is_animal
     else:  # a reference to an estimator put by the caller
         animals = False
-    found = data.from_items(rows)
+    found = data.from_items(rows, override_num_blocks=_blocks(len(rows), images_per_batch))
     if any(d is None for d in given):
         found = found.map_batches(
             DetectStage,
@@ -448,7 +455,7 @@ class RayRunner:
             for i, path in enumerate(images)
         ]
         ref = ray.put(estimator.with_detector("full-image"))  # no detector travels: the boxes are given
-        results = data.from_items(rows).map_batches(
+        results = data.from_items(rows, override_num_blocks=_blocks(len(rows), self.images_per_batch)).map_batches(
             _GivenBoxesStage,
             fn_constructor_kwargs={"estimator": ref, "device": "cuda" if self.num_gpus else "cpu"},
             batch_size=self.images_per_batch,
