@@ -126,9 +126,15 @@ def ray_env() -> dict[str, str]:
     return {**env, **LOCAL_RAY_ENV}
 
 
-def run(cluster: Cluster, command: list[str], timeout: float, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`command` in a session of its own (what it leaves running is found and killed at the end), its output kept."""
-    env = {**ray_env(), **(env or {})}
+def run(
+    cluster: Cluster, command: list[str], timeout: float, env: dict | None = None, *, ray_settings: bool = True
+) -> subprocess.CompletedProcess:
+    """`command` in a session of its own (what it leaves running is found and killed at the end), its output kept;
+    with `ray_settings` False, without LOCAL_RAY_ENV (a vitpose command sets them itself for a loopback address)."""
+    base = ray_env()
+    if not ray_settings:
+        base = {name: value for name, value in base.items() if name not in LOCAL_RAY_ENV}
+    env = {**base, **(env or {})}
     pipe = subprocess.PIPE
     with subprocess.Popen(command, env=env, stdout=pipe, stderr=pipe, text=True, start_new_session=True) as process:
         cluster.sessions.add(process.pid)
@@ -227,7 +233,7 @@ def test_predict_on_a_two_node_cluster_uses_both_nodes(cluster, checkpoint, imag
     out = tmp_path / "ray"
     engine = ["--engine", "ray", "--address", cluster.address, "--actors", "2", "--num-cpus", "0.5"]
     command = [sys.executable, "-m", "vitpose", "predict", *common, *engine, "--out", str(out)]
-    job = run(cluster, command, timeout=240, env=SHARED_BATCHES)
+    job = run(cluster, command, timeout=240, env=SHARED_BATCHES, ray_settings=False)  # the command's own settings
     assert job.returncode == 0, job.stderr[-3000:]
     assert f"{IMAGES} images, " in job.stdout
     assert main(["predict", *common, "--device", "cpu", "--out", str(tmp_path / "local")]) == 0

@@ -46,14 +46,16 @@ def require_ray(address: str | None = None) -> Any:
     """`ray.data`, or a `MissingDependencyError` naming the extra to install.
 
     Before Ray's first import in the process, its settings are put in the environment (where not set already):
-    for a local Ray (`address` None) those of `LOCAL_RAY_ENV`, and Ray Data's log level ERROR (not a few lines on
+    for a local Ray (`address` None) or a cluster on this machine's loopback interface (`127.0.0.1:PORT`,
+    `localhost:PORT`: without them Ray swaps 127.0.0.1 for the machine's network address and waits forever for a
+    head that is not there) those of `LOCAL_RAY_ENV`, and Ray Data's log level ERROR (not a few lines on
     stderr per dataset; `RAY_DATA_LOG_LEVEL=INFO` shows them). Call it with the address before anything imports
     ray."""
     import sys
     import warnings
 
     if "ray" not in sys.modules:
-        for name, value in (LOCAL_RAY_ENV if address is None else {}).items():
+        for name, value in (LOCAL_RAY_ENV if is_local_address(address) else {}).items():
             os.environ.setdefault(name, value)
         os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
     try:
@@ -63,6 +65,14 @@ def require_ray(address: str | None = None) -> Any:
     except ImportError:
         raise MissingDependencyError('the Ray engine needs Ray Data: pip install "vitpose[ray]"') from None
     return ray.data
+
+
+def is_local_address(address: str | None) -> bool:
+    """None (a local Ray to start) or the address of a cluster on the loopback interface."""
+    if address is None:
+        return True
+    host = address.split("://")[-1].rsplit(":", 1)[0]
+    return host in ("127.0.0.1", "localhost", "[::1]")
 
 
 @contextmanager
