@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         "| | images/s | note |",
         "| --- | --- | --- |",
         f"| local, `PoseEstimator` in one process ({local['threads']} torch threads) | {local['rate']:.2f} | "
-        f"model load {local['load_s']:.1f} s apart |",
+        f"model load {local['load_s']:.2f} s apart |",
         f"| Ray, {args.actors} pose actors x 0.5 CPU, steady state | {ray_pool['steady_rate']:.2f} | "
         f"**{ratio:.2f}x local ({'met' if ratio >= 0.85 else 'missed'}: >= 0.85)** |",
         f"| Ray, {args.actors} actors, whole dataset incl. actor start | {ray_pool['overall_rate']:.2f} | "
