@@ -42,7 +42,7 @@ from urllib.parse import quote, unquote
 import numpy as np
 
 from vitpose.datasets.coco import read_json
-from vitpose.errors import AnnotationError, ImageReadError, MissingDependencyError
+from vitpose.errors import AnnotationError, ImageReadError, MissingDependencyError, VitPoseError
 from vitpose.media import (
     IMAGE_SUFFIXES,
     FailedImage,
@@ -206,7 +206,7 @@ class _Collected:
         self.failed.extend(missing)
 
 
-class _SourceError(Exception):
+class _SourceError(VitPoseError):
     """A URI that cannot be opened or listed; `reason` says why and what to do."""
 
     def __init__(self, reason: str) -> None:
