@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_hf_model, save_hf
+from conftest import make_hf_model, require_shared, save_hf
 from vitpose.cli import main
 from vitpose.integrations.ray import LOCAL_RAY_ENV
 
@@ -259,3 +259,22 @@ def test_parquet_of_uris_and_a_list_file(local_ray, checkpoint, images, tmp_path
     assert [(p["file_name"], p["image_id"]) for p in got] == [(str(path), i + 1) for i, path in enumerate(good)]
     for a, b in zip(got, [p for p in want if p["file_name"] in {str(f) for f in good}], strict=True):
         np.testing.assert_allclose(a["keypoints"], b["keypoints"], atol=1e-5, rtol=0)
+
+
+def test_mpii_eval_on_ray_gives_the_local_pckh(local_ray, tmp_path, capsys):
+    """MPII goes through the runner with crop regions (centre and scale) instead of boxes: the same PCKh."""
+    mpii = require_shared(Path(__file__).resolve().parents[2] / "shared" / "data" / "mpii")
+    model = save_hf(make_hf_model(num_labels=16), tmp_path / "mpii_model")
+    common = ["eval", "--model", str(model), "--annotations", str(mpii / "test_mpii.json"), "--images", str(mpii)]
+    common += ["--json", "--device", "cpu"]
+    assert main([*common, "--out", str(tmp_path / "local.json")]) == 0
+    local = json.loads(capsys.readouterr().out)
+    assert main([*common, "--engine", "ray", "--actors", "2", "--out", str(tmp_path / "ray.json")]) == 0
+    on_ray = json.loads(capsys.readouterr().out)
+    assert on_ray.keys() == local.keys() and "PCKh" in local
+    for key in local:
+        assert on_ray[key] == pytest.approx(local[key], abs=1e-9), key
+    got, want = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("ray", "local"))
+    assert [p["image"] for p in got] == [p["image"] for p in want]
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a["joints"], b["joints"], atol=1e-5, rtol=0)
