@@ -185,8 +185,8 @@ TOTAL = 40
 
 
 def test_a_killed_job_resumes_with_only_the_remaining_images(checkpoint, coco_dir, tmp_path):
-    """SIGKILL to the whole job (its local Ray included) once some shards are done: the rerun with --resume runs
-    only the images not recorded, and the merge has every image once, as the local path."""
+    """SIGKILL to the whole job (its local Ray included) once half its shards are done: the rerun with --resume
+    runs only the images not recorded, and the merge has every image once, as the local path."""
     folder = tmp_path / "many"
     folder.mkdir()
     sources = sorted(coco_dir.glob("*.jpg"))
@@ -206,7 +206,7 @@ def test_a_killed_job_resumes_with_only_the_remaining_images(checkpoint, coco_di
         addresses = {c.laddr.ip for p in _ray_processes(temp) for c in _connections(p)}
         assert addresses and addresses <= LOOPBACK, addresses  # the command's own local Ray: loopback only
         while time.monotonic() < deadline and job.poll() is None:
-            if journal.is_file() and len(journal.read_text().splitlines()) >= 1 + 4:  # header + 4 shards
+            if journal.is_file() and len(journal.read_text().splitlines()) >= 1 + TOTAL // 4:  # header, half the shards
                 break
             time.sleep(0.02)
         assert job.poll() is None, f"the job ended before it could be killed: {job.stderr.read()[-2000:]}"
@@ -216,7 +216,7 @@ def test_a_killed_job_resumes_with_only_the_remaining_images(checkpoint, coco_di
         for process in _ray_processes(temp):  # Ray's own processes of that job, whatever happened
             process.kill()
     done_then = sorted(image[0] for image in journal_images(out))
-    assert 8 <= len(done_then) < TOTAL and len(set(done_then)) == len(done_then)
+    assert TOTAL // 2 <= len(done_then) < TOTAL and len(set(done_then)) == len(done_then)  # killed at 50% or later
     rerun = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"resuming: {len(done_then)} of {TOTAL} images already done" in rerun.stderr
