@@ -49,9 +49,16 @@ def add_parser(subparsers: Any) -> None:
         "is reported and skipped; the exit code is then 1. Each finished image is recorded at once (its annotated "
         f"copy and a line of --out/{STATE_NAME}); Ctrl-C or SIGTERM stops the run with a predictions.json of the "
         "finished images and exit code 130, and --resume continues it. --out may not hold the inputs: an annotated "
-        "copy never replaces an image.",
+        "copy never replaces an image. With --engine ray the job runs on Ray actors instead (no annotated images; "
+        "results sharded in --out/shards, merged into predictions.json, failures in errors.jsonl).",
     )
-    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    predict.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="image files, folders or glob patterns; with --engine ray also list files (.txt, .lst), Parquet and "
+        "COCO files naming images, and URIs (s3://, gs://, file://, ...)",
+    )
     add_model_options(predict)
     add_detector_options(predict)
     predict.add_argument("--boxes", help="person boxes instead of a detector: COCO detections JSON")
