@@ -156,10 +156,32 @@ def _column(batch: dict[str, Any], name: str, n: int) -> list[Any]:
     return [None] * n if values is None else list(values)
 
 
-def _read(path: str) -> np.ndarray:
+def _read_images(paths: Sequence[str], errors: list[Any], skip: Sequence[bool] = ()) -> dict[int, np.ndarray]:
+    """Row index -> RGB image, for the rows without an error (nor `skip`); a row whose image cannot be read gets the
+    reason in `errors` (reported in the row, never dropped)."""
     from vitpose.integrations.sources import read_image
 
-    return read_image(path)
+    images: dict[int, np.ndarray] = {}
+    for i, path in enumerate(paths):
+        if errors[i] or (skip and skip[i]):
+            continue
+        try:
+            images[i] = read_image(path)
+        except ImageReadError as err:
+            errors[i] = err.reason or str(err)
+    return images
+
+
+def _placed(estimator: Any, device: str) -> Any:
+    """A `PoseEstimator` given directly or as a Ray object reference, its model moved to `device`."""
+    import ray
+
+    from vitpose.device import resolve_device
+
+    if isinstance(estimator, ray.ObjectRef):
+        estimator = ray.get(estimator)
+    estimator.model.to(resolve_device(device))
+    return estimator
 
 
 class DetectStage:
@@ -186,15 +208,9 @@ class DetectStage:
         paths = [str(p) for p in batch["path"]]
         errors = _column(batch, "error", len(paths))
         found = _column(batch, "detections", len(paths))
-        for i, path in enumerate(paths):
-            if errors[i] or (isinstance(found[i], str) and found[i]):
-                continue
-            try:
-                rgb = _read(path)
-            except ImageReadError as err:
-                errors[i] = err.reason or str(err)  # reported in the row, never dropped
-                continue
-            found[i] = _detections_json(self.detector([rgb], [path])[0])
+        given = [isinstance(value, str) and bool(value) for value in found]
+        for i, rgb in _read_images(paths, errors, skip=given).items():
+            found[i] = _detections_json(self.detector([rgb], [paths[i]])[0])
         return {**batch, "detections": np.array(found, dtype=object), "error": np.array(errors, dtype=object)}
 
 
@@ -235,7 +251,6 @@ class PoseStage:
         batch_size: int = 32,
         nms_thr: float | None = 0.9,
     ) -> None:
-        from vitpose.device import resolve_device
         from vitpose.inference.estimator import PoseEstimator
 
         self.given = _GivenDetections()
@@ -244,12 +259,7 @@ class PoseStage:
                 model, device=device, flip_test=flip_test, dataset=dataset, batch_size=batch_size, nms_thr=nms_thr
             )
         else:
-            if not isinstance(model, PoseEstimator):
-                import ray
-
-                model = ray.get(model)
-            estimator = model
-            estimator.model.to(resolve_device(device))
+            estimator = _placed(model, device)
         self.estimator = estimator.with_detector(self.given)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -258,14 +268,7 @@ class PoseStage:
         errors = _column(batch, "error", n)
         image_ids = _column(batch, "image_id", n)
         detections = _column(batch, "detections", n)
-        images: dict[int, np.ndarray] = {}
-        for i in range(n):
-            if errors[i]:
-                continue
-            try:
-                images[i] = _read(paths[i])
-            except ImageReadError as err:
-                errors[i] = err.reason or str(err)
+        images = _read_images(paths, errors)
         todo = sorted(images)
         self.given.queue = [_detections(detections[i]) for i in todo]
         predictions: list[str | None] = [None] * n
@@ -404,29 +407,21 @@ class _GivenBoxesStage:
     estimator, the result (`PoseResult` or `FailedImage`) pickled into `result`."""
 
     def __init__(self, estimator: Any, device: str = "cpu") -> None:
-        import ray
-
-        from vitpose.device import resolve_device
-
-        self.estimator = ray.get(estimator) if isinstance(estimator, ray.ObjectRef) else estimator
-        self.estimator.model.to(resolve_device(device))
+        self.estimator = _placed(estimator, device)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import pickle
 
         paths = [str(p) for p in batch["path"]]
         given = [pickle.loads(g) for g in batch["given"]]
-        out: list[Any] = [None] * len(paths)
-        images, kept = [], []
-        for i, path in enumerate(paths):
-            try:
-                images.append(_read(path))
-                kept.append(i)
-            except ImageReadError as err:
-                out[i] = FailedImage(path, err.reason or str(err))
+        errors: list[Any] = [None] * len(paths)
+        read = _read_images(paths, errors)
+        out: list[Any] = [None if errors[i] is None else FailedImage(path, errors[i]) for i, path in enumerate(paths)]
+        kept = sorted(read)
         if kept:
             keys = given[kept[0]].keys()
             options = {key: [given[i][key] for i in kept] for key in keys}
+            images = [read[i] for i in kept]
             for i, result in zip(kept, self.estimator.iter_predict(images, errors="report", **options), strict=True):
                 if isinstance(result, FailedImage):
                     result.source = paths[i]
