@@ -1,9 +1,14 @@
-"""What the benchmarks report about the machine they ran on (shared by benchmarks/run.py and serve_load.py)."""
+"""What the benchmarks share (benchmarks/run.py, serve_load.py, ray_engine.py): what they report about the machine
+they ran on, and `quiet` for the libraries' chatter."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import platform
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -37,3 +42,13 @@ def module_versions(modules: tuple[str, ...]) -> dict[str, str]:
         except AttributeError:
             versions[module] = "?"
     return versions
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence the libraries' warnings and progress bars (transformers writes its loading and saving bars to
+    stderr)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield

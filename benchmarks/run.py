@@ -19,9 +19,7 @@ vitpose is faster), which cancels most of the drift of a machine shared with oth
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
-import io
 import json
 import os
 import platform
@@ -41,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py, also when loaded as a module
-from machine import cpu_model, load_average, module_versions
+from machine import cpu_model, load_average, module_versions, quiet
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGE = ROOT.parent / "shared" / "data" / "coco" / "000000196141.jpg"
@@ -175,15 +173,6 @@ def executed_flops(config: Any) -> float:
 
 
 # --------------------------------------------------------------------------------------------- models and inputs
-@contextlib.contextmanager
-def quiet():
-    """Silence the libraries' warnings and progress bars (transformers' loading bars write to stderr)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with contextlib.redirect_stderr(io.StringIO()):
-            yield
-
-
 def build_pair(spec: ModelSpec, workdir: Path) -> tuple[Any, Any, Any]:
     """(transformers model, vitpose model, vitpose config) holding the same weights, both loaded from disk."""
     from transformers import VitPoseForPoseEstimation as HFModel

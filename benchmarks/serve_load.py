@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
-import io
 import json
 import os
 import platform
@@ -58,7 +57,6 @@ import tempfile
 import threading
 import time
 import uuid
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,7 +64,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
-from machine import cpu_model, load_average, module_versions
+from machine import cpu_model, load_average, module_versions, quiet
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("VITPOSE_TEST_DATA", ROOT.parent / "shared" / "data"))
@@ -139,15 +137,6 @@ def rss_mb(pid: int) -> float | None:
 
 
 # --------------------------------------------------------------------------------------------- model and inputs
-@contextlib.contextmanager
-def quiet():
-    """Silence the libraries' warnings and progress bars (transformers writes its saving bars to stderr)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with contextlib.redirect_stderr(io.StringIO()):
-            yield
-
-
 def build_checkpoint(directory: Path, tiny: bool) -> tuple[Path, str]:
     """A random-init checkpoint in the hub format: ViT-S (hidden 384, 12 layers, 12 heads, MLP 1536, 256 x 192,
     simple decoder) or, for --quick, the tests' tiny model (hidden 96, 2 layers, 4 heads)."""
