@@ -327,7 +327,8 @@ def max_image_pixels() -> int | None:
     return int(limit) if limit else None
 
 
-def _read_error(path: str, problem: str, todo: str = "") -> ImageReadError:
+def image_read_error(path: str, problem: str, todo: str = "") -> ImageReadError:
+    """The `ImageReadError` of a file: "PATH: PROBLEM; TODO", with the path and the reason kept apart."""
     reason = f"{problem}; {todo}" if todo else problem
     return ImageReadError(f"{path}: {reason}", path=path, reason=reason)
 
@@ -340,23 +341,23 @@ def _os_problem(path: str, err: OSError) -> ImageReadError:
     code = err.errno
     if code == errno.ENOENT:
         if os.path.islink(path):
-            return _read_error(path, f"is a broken symbolic link (to {os.readlink(path)}, which does not exist)")
-        return _read_error(path, "no such file")
+            return image_read_error(path, f"is a broken symbolic link (to {os.readlink(path)}, which does not exist)")
+        return image_read_error(path, "no such file")
     if code == errno.ELOOP:
-        return _read_error(
+        return image_read_error(
             path, "is a symbolic link loop (its links lead back to themselves)", "fix or remove the link"
         )
     if code in (errno.EACCES, errno.EPERM):
-        return _read_error(
+        return image_read_error(
             path, "permission denied", "make the file readable (chmod +r) or run as a user who can read it"
         )
     if code == errno.ENOTDIR:
-        return _read_error(path, "no such file (a part of the path is a file, not a folder)")
+        return image_read_error(path, "no such file (a part of the path is a file, not a folder)")
     if code == errno.ENAMETOOLONG:
-        return _read_error(path, "the file name is too long for the file system")
+        return image_read_error(path, "the file name is too long for the file system")
     if code == errno.EISDIR:
-        return _read_error(path, "is a folder, not an image")
-    return _read_error(path, f"cannot be read ({err.strerror or err})", "check the disk or network share it is on")
+        return image_read_error(path, "is a folder, not an image")
+    return image_read_error(path, f"cannot be read ({err.strerror or err})", "check the disk or network share it is on")
 
 
 def _oriented(image: Any, path: str) -> Any:
@@ -398,13 +399,13 @@ def _read_file(source: str | os.PathLike[str]) -> np.ndarray:
     except OSError as err:
         raise _os_problem(path, err) from None
     except ValueError:  # a NUL byte in the name
-        raise _read_error(path, "not a valid file name") from None
+        raise image_read_error(path, "not a valid file name") from None
     if stat.S_ISDIR(info.st_mode):
-        raise _read_error(path, "is a folder, not an image", "name the image files in it")
+        raise image_read_error(path, "is a folder, not an image", "name the image files in it")
     if not stat.S_ISREG(info.st_mode):
-        raise _read_error(path, "is not a regular file (a device, pipe or socket)", "copy the image to a file")
+        raise image_read_error(path, "is not a regular file (a device, pipe or socket)", "copy the image to a file")
     if info.st_size == 0:
-        raise _read_error(path, "empty file (0 bytes)", _RECOPY)
+        raise image_read_error(path, "empty file (0 bytes)", _RECOPY)
     return _decode(path, path)
 
 
@@ -412,7 +413,7 @@ def decode_image(data: bytes, name: str = "upload") -> np.ndarray:
     """An image file's bytes (an upload) as (H, W, 3) uint8 RGB, by the same rule and checks as `load_image` for
     files (EXIF orientation, pixel rule, decompression-bomb limit); every failure an `ImageReadError` for `name`."""
     if not data:
-        raise _read_error(name, "empty file (0 bytes)", _RECOPY)
+        raise image_read_error(name, "empty file (0 bytes)", _RECOPY)
     return _decode(io.BytesIO(data), name)
 
 
@@ -431,7 +432,7 @@ def _decode(source: Any, path: str) -> np.ndarray:
                 if limit is not None and width * height > limit:
                     raise _bomb(path, f"{width} x {height} = {width * height:,}", limit)
                 if width == 0 or height == 0:
-                    raise _read_error(path, f"declares an empty image ({width} x {height})", _RECOPY)
+                    raise image_read_error(path, f"declares an empty image ({width} x {height})", _RECOPY)
                 image.load()  # decode now: a truncated file fails here, not later
                 rgb = _to_uint8(_pil_pixels(_oriented(image, path), path, unit_floats=True))
     except ImageReadError:
@@ -440,21 +441,23 @@ def _decode(source: Any, path: str) -> np.ndarray:
         found = re.search(r"\((\d+) pixels\)", str(err))
         raise _bomb(path, f"{int(found.group(1)):,}" if found else "more than twice that", limit) from None
     except UnidentifiedImageError:
-        raise _read_error(
+        raise image_read_error(
             path, "not an image file Pillow can read (unknown format, or a damaged header)", _RECOPY
         ) from None
     except VitPoseError as err:  # pixels the rule refuses (32-bit integers, a mode without RGB conversion)
         message = str(err)
-        raise _read_error(path, message[len(path) + 2 :] if message.startswith(f"{path}: ") else message) from None
+        raise image_read_error(path, message[len(path) + 2 :] if message.startswith(f"{path}: ") else message) from None
     except MemoryError:
-        raise _read_error(path, "not enough memory to decode it") from None
+        raise image_read_error(path, "not enough memory to decode it") from None
     except OSError as err:
         if err.errno is not None:
             raise _os_problem(path, err) from None
-        raise _read_error(path, f"cannot decode the image ({err}): the file is truncated or corrupt", _RECOPY) from None
+        raise image_read_error(
+            path, f"cannot decode the image ({err}): the file is truncated or corrupt", _RECOPY
+        ) from None
     except Exception as err:  # anything else Pillow's decoders raise on a damaged file
         problem = f"cannot decode the image ({type(err).__name__}: {err}): the file is corrupt"
-        raise _read_error(path, problem, _RECOPY) from None
+        raise image_read_error(path, problem, _RECOPY) from None
     finally:
         for seen in {str(w.message): w for w in caught}.values():  # Pillow's notes about the file, naming it
             if not issubclass(seen.category, Image.DecompressionBombWarning):
@@ -463,7 +466,7 @@ def _decode(source: Any, path: str) -> np.ndarray:
 
 
 def _bomb(path: str, size: str, limit: int | None) -> ImageReadError:
-    error = _read_error(
+    error = image_read_error(
         path,
         f"{size} pixels, over the decompression-bomb limit of {limit:,} pixels (a file this large may be made to "
         "exhaust memory)",
@@ -516,6 +519,7 @@ __all__ = [
     "encode_image",
     "expand_inputs",
     "find_image_files",
+    "image_read_error",
     "images_in_folder",
     "is_image_file",
     "load_image",

@@ -42,12 +42,13 @@ from urllib.parse import quote, unquote
 import numpy as np
 
 from vitpose.datasets.coco import read_json
-from vitpose.errors import AnnotationError, ImageReadError, MissingDependencyError, VitPoseError
+from vitpose.errors import AnnotationError, MissingDependencyError, VitPoseError
 from vitpose.media import (
     IMAGE_SUFFIXES,
     FailedImage,
     decode_image,
     expand_inputs,
+    image_read_error,
     is_image_file,
     is_pattern,
     load_image,
@@ -158,20 +159,20 @@ def read_image(path: str) -> np.ndarray:
     try:
         fs, where = _filesystem(path)
     except _SourceError as err:
-        raise _read_error(path, err.reason) from None
+        raise image_read_error(path, err.reason) from None
     try:
         data = _read_bytes(fs, where)
     except FileNotFoundError as err:
-        raise _read_error(path, f"no such file ({_arrow_message(err)})", "check the URI") from None
+        raise image_read_error(path, f"no such file ({_arrow_message(err)})", "check the URI") from None
     except PermissionError as err:
-        raise _read_error(
+        raise image_read_error(
             path, f"permission denied ({_arrow_message(err)})", "check the credentials and the object's permissions"
         ) from None
     except Exception as err:  # pyarrow's OSError / ArrowException for anything else
         message = _arrow_message(err)
         if "directory" in message.lower():
-            raise _read_error(path, "is a folder, not an image", "name the image files in it") from None
-        raise _read_error(
+            raise image_read_error(path, "is a folder, not an image", "name the image files in it") from None
+        raise image_read_error(
             path, f"cannot be read ({message})", "check the URI, the credentials and the network"
         ) from None
     return decode_image(data, path)
@@ -654,8 +655,3 @@ def _match(parts: Sequence[str], names: Sequence[str]) -> bool:
     if name.startswith(".") and not head.startswith("."):
         return False
     return fnmatchcase(name, head) and _match(rest, names[1:])
-
-
-def _read_error(path: str, problem: str, todo: str = "") -> ImageReadError:
-    reason = f"{problem}; {todo}" if todo else problem
-    return ImageReadError(f"{path}: {reason}", path=path, reason=reason)
