@@ -31,7 +31,7 @@ from vitpose.outputs import (
     stop_signal,
 )
 
-__all__ = ["PREDICTIONS_NAME", "STATE_NAME", "add_parser", "run"]
+__all__ = ["PREDICTIONS_NAME", "STATE_NAME", "add_parser", "report_inputs", "run"]
 
 STATE_NAME = "predictions.partial.jsonl"
 """The partial results of a run in progress, in --out: a header line (the settings) and one line per finished
@@ -97,10 +97,7 @@ def run(args: argparse.Namespace) -> int:
             "--engine ray --resume, or choose another --out"
         )
     paths, failures = expand_inputs(args.inputs)
-    for failed in failures:
-        print(f"vitpose predict: {failed.source}: {failed.reason}", file=sys.stderr)
-    if not paths:
-        print("vitpose predict: error: no image to process", file=sys.stderr)
+    if not report_inputs(paths, failures):
         return 2
     out = Path(args.out)
     inputs = InputFiles([("the input image", p) for p in paths])
@@ -202,6 +199,15 @@ def run(args: argparse.Namespace) -> int:
         _report_failures(failures)
         return 1
     return 0
+
+
+def report_inputs(found: list[Any], failures: list[Any]) -> bool:
+    """Say which inputs named no image (each on its line); False, with the error line, when none named any."""
+    for failed in failures:
+        print(f"vitpose predict: {failed.source}: {failed.reason}", file=sys.stderr)
+    if not found:
+        print("vitpose predict: error: no image to process", file=sys.stderr)
+    return bool(found)
 
 
 def _report_failures(failures: list[Any]) -> None:

@@ -82,7 +82,7 @@ def run_ray(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from vitpose.cli.common import add_model_files, estimator_from_args, worker_cpus
-    from vitpose.cli.predict import PREDICTIONS_NAME, STATE_NAME, _settings
+    from vitpose.cli.predict import PREDICTIONS_NAME, STATE_NAME, _settings, report_inputs
     from vitpose.integrations.ray import predict_dataset, ray_session, require_ray
     from vitpose.integrations.shards import ERRORS_NAME, SHARDS_DIR, ImageRecord, ShardedResults
     from vitpose.integrations.sources import expand_job_inputs, is_uri
@@ -90,10 +90,7 @@ def run_ray(args: argparse.Namespace) -> int:
 
     require_ray(args.address)  # before anything else: one line naming the extra, and Ray's settings
     refs, failures = expand_job_inputs(args.inputs, images=args.images)
-    for failed in failures:
-        print(f"vitpose predict: {failed.source}: {failed.reason}", file=sys.stderr)
-    if not refs:
-        print("vitpose predict: error: no image to process", file=sys.stderr)
+    if not report_inputs(refs, failures):
         return 2
     out = Path(args.out)
     paths = [ref.path for ref in refs]
@@ -124,7 +121,7 @@ def run_ray(args: argparse.Namespace) -> int:
     if done:
         print(f"vitpose predict: resuming: {len(done)} of {len(refs)} images already done in {out}", file=sys.stderr)
 
-    detections: list[Any] | None = None
+    detections: dict[int, Any] | None = None  # position -> the --boxes file's Detections
     given_failures: dict[int, str] = {}
     if args.boxes and todo:
         detections, given_failures = _given_detections(args, [paths[p] for p in todo], todo)
@@ -227,7 +224,9 @@ def run_ray(args: argparse.Namespace) -> int:
     return 0
 
 
-def _given_detections(args: argparse.Namespace, paths: list[str], positions: list[int]) -> tuple[dict, dict]:
+def _given_detections(
+    args: argparse.Namespace, paths: list[str], positions: list[int]
+) -> tuple[dict[int, Any], dict[int, str]]:
     """The --boxes file's detections of each image (position -> `Detections`), looked up here by name (no image is
     read), and the images it has no entry for (position -> reason), as the local path reports them."""
     import numpy as np
