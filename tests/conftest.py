@@ -187,6 +187,25 @@ def make_tiny_rtdetr(
     return directory
 
 
+def read_predictions(out: Path) -> list[dict]:
+    """The predictions.json a `vitpose predict` run wrote into `out`."""
+    return json.loads((out / "predictions.json").read_text())
+
+
+def assert_same_results(got: list[dict], want: list[dict], *, allow_empty: bool = False) -> None:
+    """Two lists of COCO keypoint results are the same: the same entries and keys, ids and file names equal,
+    keypoints and boxes to 1e-5 px, scores to 1e-6 (another engine, another batching)."""
+    assert len(got) == len(want) and (allow_empty or len(want) > 0)
+    for a, b in zip(got, want, strict=True):
+        assert set(a) == set(b)
+        for key in ("image_id", "category_id", "file_name"):
+            assert a.get(key) == b.get(key), key
+        np.testing.assert_allclose(a["keypoints"], b["keypoints"], atol=1e-5, rtol=0)
+        if "bbox" in b:
+            np.testing.assert_allclose(a["bbox"], b["bbox"], atol=1e-5, rtol=0)
+        assert a["score"] == pytest.approx(b["score"], abs=1e-6)
+
+
 def require_shared(path: Path) -> Path:
     """Skip a test whose shared input is missing on a developer's checkout; in CI (CI set), where ../shared is
     always beside the clone, a missing input is a failure, so that tests cannot pass by being skipped."""

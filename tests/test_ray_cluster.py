@@ -17,12 +17,10 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-from conftest import make_hf_model, save_hf
+from conftest import assert_same_results, make_hf_model, read_predictions, save_hf
 from vitpose.cli import main
 from vitpose.integrations.ray import LOCAL_RAY_ENV
 
@@ -90,21 +88,6 @@ class Cluster:
     temp: str
     address: str = ""
     sessions: set[int] = field(default_factory=set)  # every process started here leads a session of its own
-
-
-def predictions(out: Path) -> list[dict]:
-    return json.loads((out / "predictions.json").read_text())
-
-
-def assert_same(got: list[dict], want: list[dict]) -> None:
-    assert len(got) == len(want) > 0
-    for a, b in zip(got, want, strict=True):
-        assert set(a) == set(b)
-        for key in ("image_id", "category_id", "file_name"):
-            assert a.get(key) == b.get(key), key
-        np.testing.assert_allclose(a["keypoints"], b["keypoints"], atol=1e-5, rtol=0)
-        np.testing.assert_allclose(a["bbox"], b["bbox"], atol=1e-5, rtol=0)
-        assert a["score"] == pytest.approx(b["score"], abs=1e-6)
 
 
 def free_ports(n: int) -> list[int]:
@@ -237,8 +220,8 @@ def test_predict_on_a_two_node_cluster_uses_both_nodes(cluster, checkpoint, imag
     assert job.returncode == 0, job.stderr[-3000:]
     assert f"{IMAGES} images, " in job.stdout
     assert main(["predict", *common, "--device", "cpu", "--out", str(tmp_path / "local")]) == 0
-    assert_same(predictions(out), predictions(tmp_path / "local"))
-    assert len({p["file_name"] for p in predictions(out)}) == IMAGES
+    assert_same_results(read_predictions(out), read_predictions(tmp_path / "local"))
+    assert len({p["file_name"] for p in read_predictions(out)}) == IMAGES
 
     query = run(cluster, [sys.executable, "-c", QUERY, cluster.address, str(IMAGES)], timeout=120)
     assert query.returncode == 0, query.stderr[-3000:]

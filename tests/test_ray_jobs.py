@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_hf_model, require_shared, save_hf
+from conftest import DATA, assert_same_results, make_hf_model, read_predictions, require_shared, save_hf
 from vitpose.cli import main
 from vitpose.integrations.ray import LOCAL_RAY_ENV
 
@@ -42,22 +42,6 @@ def images(coco_dir, tmp_path):
     return folder
 
 
-def predictions(out: Path) -> list[dict]:
-    return json.loads((out / "predictions.json").read_text())
-
-
-def assert_same(got: list[dict], want: list[dict]) -> None:
-    assert len(got) == len(want) > 0
-    for a, b in zip(got, want, strict=True):
-        assert set(a) == set(b)
-        for key in ("image_id", "category_id", "file_name"):
-            assert a.get(key) == b.get(key), key
-        np.testing.assert_allclose(a["keypoints"], b["keypoints"], atol=1e-5, rtol=0)
-        if "bbox" in b:
-            np.testing.assert_allclose(a["bbox"], b["bbox"], atol=1e-5, rtol=0)
-        assert a["score"] == pytest.approx(b["score"], abs=1e-6)
-
-
 def journal_images(out: Path) -> list[list]:
     lines = (out / "shards" / "journal.jsonl").read_text().splitlines()[1:]
     return [image for line in lines for image in json.loads(line)["images"]]
@@ -72,7 +56,7 @@ def test_predict_on_ray_writes_the_local_predictions(local_ray, checkpoint, imag
     assert main(["predict", *common, *args]) == 1
     err = capsys.readouterr().err
     assert "000000000999.jpg" in err and "not an image file" in err
-    assert_same(predictions(ray_out), predictions(tmp_path / "local"))
+    assert_same_results(read_predictions(ray_out), read_predictions(tmp_path / "local"))
     errors = [json.loads(line) for line in (ray_out / "errors.jsonl").read_text().splitlines()]
     assert [e["path"] for e in errors] == [str(images / "000000000999.jpg")] and "not an image" in errors[0]["reason"]
     shards = sorted(p.name for p in (ray_out / "shards").iterdir() if p.name.startswith("part-"))
@@ -90,7 +74,7 @@ def test_predict_on_ray_writes_the_local_predictions(local_ray, checkpoint, imag
     assert [image[0] for image in again] == broken  # only the failed image was run again
     succeeded = sorted(image[0] for image in journal_images(ray_out) if image[4] is None)
     assert succeeded == sorted(set(range(5)) - set(broken))
-    assert_same(predictions(ray_out), predictions(tmp_path / "local"))
+    assert_same_results(read_predictions(ray_out), read_predictions(tmp_path / "local"))
     # Other settings cannot continue it; the local engine refuses the folder.
     assert main(["predict", *common, *args, "--resume", "--flip-test"]) == 2
     assert "other settings: flip_test" in capsys.readouterr().err
@@ -112,8 +96,8 @@ def test_predict_on_ray_with_a_boxes_file(local_ray, checkpoint, coco_dir, tmp_p
     ]
     assert main(["predict", *common, "--out", str(tmp_path / "local")]) == 0
     assert main(["predict", *common, "--engine", "ray", "--out", str(tmp_path / "ray")]) == 0
-    want = predictions(tmp_path / "local")
-    assert_same(predictions(tmp_path / "ray"), want)
+    want = read_predictions(tmp_path / "local")
+    assert_same_results(read_predictions(tmp_path / "ray"), want)
     ids = {image["id"] for image in json.loads((coco_dir / "test_coco.json").read_text())["images"]}
     assert {p["image_id"] for p in want} <= ids  # the COCO ids, not positions
 
@@ -124,7 +108,7 @@ def test_a_coco_file_as_input_gives_its_ids(local_ray, checkpoint, coco_dir, tmp
     assert main(["predict", str(coco_dir / "test_coco.json"), *args]) == 0
     coco = json.loads((coco_dir / "test_coco.json").read_text())
     by_name = {image["file_name"]: image["id"] for image in coco["images"]}
-    got = predictions(out)
+    got = read_predictions(out)
     assert len(got) == len(by_name)  # full-image: one person per image
     assert sorted((Path(p["file_name"]).name, p["image_id"]) for p in got) == sorted(by_name.items())
 
@@ -152,7 +136,7 @@ def test_eval_on_ray_gives_the_local_metrics(local_ray, checkpoint, coco_dir, tm
     for key in local:
         assert on_ray[key] == pytest.approx(local[key], abs=1e-9), key
     got, want = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("ray", "local"))
-    assert_same(got, want)
+    assert_same_results(got, want)
 
 
 def test_engine_options_need_the_ray_engine(checkpoint, coco_dir, tmp_path, capsys):
@@ -226,7 +210,7 @@ def test_a_killed_job_resumes_with_only_the_remaining_images(checkpoint, coco_di
     local = tmp_path / "local"
     assert main(["predict", str(folder), "--model", str(checkpoint), "--detector", "full-image", "--flip-test",
                  "--device", "cpu", "--out", str(local)]) == 0  # fmt: skip
-    assert_same(predictions(out), predictions(local))
+    assert_same_results(read_predictions(out), read_predictions(local))
 
 
 def test_parquet_of_uris_and_a_list_file(local_ray, checkpoint, images, tmp_path):
@@ -242,8 +226,8 @@ def test_parquet_of_uris_and_a_list_file(local_ray, checkpoint, images, tmp_path
     out = tmp_path / "parquet"
     assert main(["predict", str(tmp_path / "in.parquet"), *common, "--engine", "ray", "--out", str(out)]) == 1
     assert main(["predict", str(images), *common, "--device", "cpu", "--out", str(tmp_path / "local")]) == 1
-    want = predictions(tmp_path / "local")
-    got = predictions(out)
+    want = read_predictions(tmp_path / "local")
+    got = read_predictions(out)
     assert [p["file_name"] for p in got] == [u for u in uris if not u.endswith("999.jpg")]
     assert [p["image_id"] for p in got] == [101 + i for i, u in enumerate(uris) if not u.endswith("999.jpg")]
     for a, b in zip(got, want, strict=True):
@@ -255,7 +239,7 @@ def test_parquet_of_uris_and_a_list_file(local_ray, checkpoint, images, tmp_path
     listed.write_text("# two of them\n" + "\n".join(str(p) for p in good) + "\n")
     out = tmp_path / "list"
     assert main(["predict", str(listed), *common, "--engine", "ray", "--out", str(out)]) == 0
-    got = predictions(out)
+    got = read_predictions(out)
     assert [(p["file_name"], p["image_id"]) for p in got] == [(str(path), i + 1) for i, path in enumerate(good)]
     for a, b in zip(got, [p for p in want if p["file_name"] in {str(f) for f in good}], strict=True):
         np.testing.assert_allclose(a["keypoints"], b["keypoints"], atol=1e-5, rtol=0)
@@ -263,7 +247,7 @@ def test_parquet_of_uris_and_a_list_file(local_ray, checkpoint, images, tmp_path
 
 def test_mpii_eval_on_ray_gives_the_local_pckh(local_ray, tmp_path, capsys):
     """MPII goes through the runner with crop regions (centre and scale) instead of boxes: the same PCKh."""
-    mpii = require_shared(Path(__file__).resolve().parents[2] / "shared" / "data" / "mpii")
+    mpii = require_shared(DATA / "mpii")
     model = save_hf(make_hf_model(num_labels=16), tmp_path / "mpii_model")
     common = ["eval", "--model", str(model), "--annotations", str(mpii / "test_mpii.json"), "--images", str(mpii)]
     common += ["--json", "--device", "cpu"]
