@@ -85,6 +85,32 @@ def test_rearranged_simple_head_gradients_equal_plain():
         torch.testing.assert_close(fast, plain, atol=1e-6, rtol=1e-4)
 
 
+def test_simple_head_trains_after_inference_mode_use():
+    """The head's cached upsampling matrices, first built under inference mode (an evaluation before training, a
+    service), are plain tensors: a backward pass through the head works afterwards (inference tensors would raise)."""
+    head = SimpleHead(24, 5)
+    features = torch.randn(2, 24, 7, 5)
+    with torch.inference_mode():
+        head(features)
+    features.requires_grad_(True)
+    head(features).square().mean().backward()
+    assert features.grad is not None and float(features.grad.abs().sum()) > 0
+
+
+def test_interpolation_matrix_is_bilinear_upsampling():
+    """One row of `interpolation_matrix` per output sample, rows summing to 1, equal to F.interpolate on a ramp and
+    on random data (align_corners=False, clamped at both ends)."""
+    from vitpose.models.heads import interpolation_matrix
+
+    for size, scale in ((16, 4), (12, 4), (1, 4), (5, 3)):
+        matrix = interpolation_matrix(size, scale)
+        assert matrix.shape == (size * scale, size)
+        torch.testing.assert_close(matrix.sum(1), torch.ones(size * scale, dtype=torch.float64))
+        data = torch.randn(2, size, dtype=torch.float64)
+        want = F.interpolate(data[None], scale_factor=scale, mode="linear", align_corners=False)[0]
+        torch.testing.assert_close(data @ matrix.T, want, atol=1e-12, rtol=0)
+
+
 def test_fast_head_keeps_parameter_names_and_checkpoint_equality(tmp_path):
     """Same parameters as before (checkpoints unchanged), and the whole model equals transformers with it."""
     hf = make_hf_model(simple=True)
