@@ -11,8 +11,11 @@ the batch size).
 Only inference on the CPU is split (gradients off, at least two threads, at least `MIN_PER_STREAM` samples per
 stream); training, autograd, tracing, ONNX export and `torch.compile` always see the plain single-stream forward.
 
-The package's process-wide thread pools live here, and only here: the streams' pool and the processor's crop pool
-(`crop_pool`: cutting crops with cv2 on two threads), each rebuilt after a fork.
+The package's process-wide thread pools live here, and only here: the streams' pool, the processor's crop pool
+(`crop_pool`: cutting crops with cv2 on two threads) and the I/O pool of the job stages (`io_pool`), each rebuilt
+after a fork. So do the two building blocks of the overlapped job stages: `ordered_map` (a function over items on a
+pool, results in order, a bounded window ahead) and `background` (an iterator run on a thread of its own, behind a
+bounded queue).
 
 Thread counts: a stream's worker thread is given its share of the caller's intra-op threads once, when the pool is
 built (PyTorch's thread count is per thread after its first use), and the process-wide default that
@@ -21,10 +24,16 @@ built (PyTorch's thread count is per thread after its first use), and the proces
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
+import queue
+import sys
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
+from typing import Any
 
 import torch
 
@@ -148,3 +157,141 @@ def run_streams(fn: Callable[[slice], torch.Tensor], batch: int, streams: int) -
     if streams * size < batch:
         parts.append(fn(slice(streams * size, batch)))
     return torch.cat(parts)
+
+
+# ---------------------------------------------------------------------------------------------- overlapped stages
+IO_WORKERS = max(2, min(8, os.cpu_count() or 2))
+"""Threads of the I/O pool (`io_pool`): decoding and encoding images (PIL, cv2), drawing and writing files all
+release the GIL for most of their time; a few threads per core keep the cores busy while one waits on the disk."""
+
+
+def io_pool() -> ThreadPoolExecutor:
+    """The pool of the job stages that release the GIL (image decoding and encoding, drawing, warps, file writes):
+    `IO_WORKERS` threads, shared by every job of the process."""
+    return _shared_pool(
+        "io",
+        (IO_WORKERS,),
+        lambda size: size[0] >= IO_WORKERS,
+        lambda: ThreadPoolExecutor(max_workers=IO_WORKERS, thread_name_prefix="vitpose-io"),
+    )
+
+
+def ordered_map(
+    fn: Callable[[Any], Any], items: Iterable[Any], *, window: int, pool: ThreadPoolExecutor | None = None
+) -> Iterator[Any]:
+    """`fn` over `items` on a worker pool, at most `window` calls in flight, the results yielded in input order.
+
+    `items` is pulled from the calling thread, `window` ahead of what was yielded: memory is bounded by `window`
+    results, not by the input. An exception of `fn(item)` is raised when that item's turn comes (the results before
+    it are yielded first). Closing the generator (or an exception in the consumer) cancels the calls not started
+    and waits for those running, so that no call outlives it.
+
+    Args:
+        fn: one item -> its result; called on the pool's threads.
+        items: the inputs, in order.
+        window: calls submitted ahead of the consumer (>= 1).
+        pool: default `io_pool()`.
+    """
+    pool = pool or io_pool()
+    pending: collections.deque[Future[Any]] = collections.deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= max(1, window):
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        futures_wait(pending)
+
+
+_END = object()
+JOB_SWITCH_INTERVAL = 0.0002
+"""Seconds a thread may hold the GIL while others wait for it (`sys.setswitchinterval`), while overlapped stages
+run. Python's default, 5 ms, makes the network's thread wait up to 5 ms for the GIL after each of its operations
+whenever another stage runs Python code: a convoy that halved a tiny model's throughput on two cores."""
+_switch_lock = threading.Lock()
+_switch_users: list[float] = []  # the interval to restore, while any job's stages run
+
+
+@contextlib.contextmanager
+def job_switch_interval() -> Iterator[None]:
+    """`JOB_SWITCH_INTERVAL` while the block runs (the longest-running of nested or concurrent blocks restores the
+    interval the process had before the first one)."""
+    with _switch_lock:
+        if not _switch_users:
+            _switch_users.append(sys.getswitchinterval())
+            sys.setswitchinterval(min(JOB_SWITCH_INTERVAL, sys.getswitchinterval()))
+        else:
+            _switch_users.append(_switch_users[0])
+    try:
+        yield
+    finally:
+        with _switch_lock:
+            before = _switch_users.pop()
+            if not _switch_users:
+                sys.setswitchinterval(before)
+
+
+def background(items: Iterable[Any], *, maxsize: int, name: str) -> Iterator[Any]:
+    """Iterate `items` on a thread of its own, handing its items over a queue of at most `maxsize` waiting items.
+
+    A stage of a pipeline: while the consumer works on one item, the thread produces the next ones, and it waits
+    when `maxsize` are waiting (memory is bounded by the queue, not by the input). Items arrive in order; an
+    exception of `items` is raised in the consumer at its place in the stream (after the items before it). Closing
+    the generator (the consumer stops early, or is interrupted) stops the thread at its next item and waits for it:
+    nothing of the stage runs once the generator is closed. The thread runs under the consumer's inference and
+    grad modes (both are per thread in PyTorch); while it runs, the process's GIL switch interval is
+    `JOB_SWITCH_INTERVAL`.
+
+    Args:
+        items: an iterable (a generator is closed on the stage's thread when the stage ends).
+        maxsize: items waiting in the queue (>= 1).
+        name: the thread's name (shown by debuggers and profilers).
+    """
+    handover: queue.Queue[tuple[Any, Any]] = queue.Queue(max(1, maxsize))
+    stop = threading.Event()
+    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+    def put(kind: Any, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handover.put((kind, value), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        iterator = iter(items)
+        try:
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+                for item in iterator:
+                    if not put(None, item):
+                        return
+            put(_END, None)
+        except BaseException as err:  # handed to the consumer, raised there
+            put(_END, err)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name=f"vitpose-{name}", daemon=True)
+    switch = job_switch_interval()
+    switch.__enter__()
+    thread.start()
+    try:
+        while True:
+            kind, value = handover.get()
+            if kind is _END:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        thread.join()
+        switch.__exit__(None, None, None)

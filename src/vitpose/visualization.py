@@ -72,33 +72,33 @@ def _colors(name: str, value: Any, count: int) -> list[Color]:
     return [(int(r), int(g), int(b)) for r, g, b in np.rint(array)]
 
 
-def _fixed(x: float, y: float) -> tuple[int, int]:
-    return round(x * _ONE), round(y * _ONE)
+def _fixed(points: np.ndarray) -> list[list[int]]:
+    """(M, 2) float coordinates -> cv2's fixed-point ints (`_SHIFT` fractional bits), rounded half to even."""
+    return np.rint(np.asarray(points, np.float64).reshape(-1, 2) * _ONE).astype(np.int64).tolist()
 
 
-def _clip_segment(
+def _clip_segments(
     p: np.ndarray, q: np.ndarray, lo: tuple[float, float], hi: tuple[float, float]
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Clip the segment p-q to the box [lo, hi] (Liang-Barsky); None when it misses the box.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clip the segments p[i]-q[i] ((M, 2) each) to the box [lo, hi] (Liang-Barsky, all at once).
 
-    Keeps the coordinates handed to cv2 small (it takes int32 fixed-point values) without bending the line.
+    Returns the clipped ends (M, 2) and (M,) whether each segment meets the box. Keeps the coordinates handed to
+    cv2 small (it takes int32 fixed-point values) without bending the lines.
     """
     d = q - p
-    t0, t1 = 0.0, 1.0
-    for axis in range(2):
-        for num, den in ((p[axis] - lo[axis], -d[axis]), (hi[axis] - p[axis], d[axis])):
-            if den == 0:
-                if num < 0:
-                    return None
-                continue
-            t = num / den
-            if den < 0:
-                t0 = max(t0, t)
-            else:
-                t1 = min(t1, t)
-    if t0 > t1:
-        return None
-    return p + t0 * d, p + t1 * d
+    t0 = np.zeros(len(p))
+    t1 = np.ones(len(p))
+    keep = np.ones(len(p), bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for axis in range(2):
+            for num, den in ((p[:, axis] - lo[axis], -d[:, axis]), (hi[axis] - p[:, axis], d[:, axis])):
+                flat = den == 0
+                keep &= ~(flat & (num < 0))
+                t = num / np.where(flat, 1.0, den)
+                t0 = np.where(~flat & (den < 0), np.maximum(t0, t), t0)
+                t1 = np.where(~flat & (den > 0), np.minimum(t1, t), t1)
+    keep &= t0 <= t1
+    return p + t0[:, None] * d, p + t1[:, None] * d, keep
 
 
 def draw_poses(
@@ -227,33 +227,38 @@ def draw_poses(
             if not np.all(np.isfinite((x, y, w, h))):
                 continue
             corners = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]])
-            for i in range(4):
-                _draw_segment(canvas, corners[i], corners[(i + 1) % 4], box_rgb, thickness, lo, hi)
+            _draw_segments(canvas, corners, np.roll(corners, -1, axis=0), [box_rgb] * 4, thickness, lo, hi)
 
+    # Every person's links are clipped at once (numpy), then drawn person by person in the same order as one at a
+    # time: links, then keypoints.
+    both = visible[:, links[:, 0]] & visible[:, links[:, 1]] if len(links) else np.zeros((n, 0), bool)
     for person in range(n):
-        for (a, b), color in zip(links, line_colors, strict=True):
-            if visible[person, a] and visible[person, b]:
-                _draw_segment(canvas, kpts[person, a], kpts[person, b], color, thickness, lo, hi)
-        for j in np.flatnonzero(visible[person]):
-            x, y = kpts[person, j]
-            r = int(radii[j])
-            if not (-r <= x <= width - 1 + r and -r <= y <= height - 1 + r):
-                continue
-            cv2.circle(canvas, _fixed(x, y), r * _ONE, point_colors[j], -1, cv2.LINE_AA, _SHIFT)
+        shown = np.flatnonzero(both[person])
+        if len(shown):
+            ends = kpts[person][links[shown]]  # (L', 2 ends, 2)
+            _draw_segments(canvas, ends[:, 0], ends[:, 1], [line_colors[i] for i in shown], thickness, lo, hi)
+        points = np.flatnonzero(visible[person])
+        if not len(points):
+            continue
+        xy = kpts[person, points]
+        r = radii[points]
+        inside = (-r <= xy[:, 0]) & (xy[:, 0] <= width - 1 + r) & (-r <= xy[:, 1]) & (xy[:, 1] <= height - 1 + r)
+        for j, center in zip(points[inside].tolist(), _fixed(xy[inside]), strict=True):
+            cv2.circle(canvas, center, int(radii[j]) * _ONE, point_colors[j], -1, cv2.LINE_AA, _SHIFT)
     return canvas
 
 
-def _draw_segment(
+def _draw_segments(
     canvas: np.ndarray,
     p: np.ndarray,
     q: np.ndarray,
-    color: Color,
+    colors: Sequence[Color],
     thickness: int,
     lo: tuple[float, float],
     hi: tuple[float, float],
 ) -> None:
-    clipped = _clip_segment(np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64), lo, hi)
-    if clipped is None:
-        return
-    start, stop = clipped
-    cv2.line(canvas, _fixed(*start), _fixed(*stop), color, thickness, cv2.LINE_AA, _SHIFT)
+    """Draw the segments p[i]-q[i] ((M, 2) each) in order, each clipped to [lo, hi]."""
+    start, stop, keep = _clip_segments(np.asarray(p, np.float64), np.asarray(q, np.float64), lo, hi)
+    kept = np.flatnonzero(keep)
+    for i, a, b in zip(kept.tolist(), _fixed(start[kept]), _fixed(stop[kept]), strict=True):
+        cv2.line(canvas, a, b, colors[i], thickness, cv2.LINE_AA, _SHIFT)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from vitpose.cli.common import (
     add_threshold_options,
     estimator_from_args,
 )
-from vitpose.errors import ImageReadError, VitPoseError
+from vitpose.errors import VitPoseError
 from vitpose.outputs import (
     InputFiles,
     Journal,
@@ -37,6 +37,8 @@ STATE_NAME = "predictions.partial.jsonl"
 """The partial results of a run in progress, in --out: a header line (the settings) and one line per finished
 image; removed when the run ends, kept (with a predictions.json of what is done) when it is interrupted."""
 PREDICTIONS_NAME = "predictions.json"
+RENDER_AHEAD = 8
+"""Images drawn and encoded ahead of the one being written (memory: that many decoded images and their copies)."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -89,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from vitpose.integrations.shards import SHARDS_DIR
-    from vitpose.media import FailedImage, expand_inputs, load_image
+    from vitpose.media import FailedImage, expand_inputs
+    from vitpose.parallel import io_pool, ordered_map
 
     if (Path(args.out) / SHARDS_DIR).is_dir():
         raise VitPoseError(
@@ -136,43 +139,57 @@ def run(args: argparse.Namespace) -> int:
     interrupted = False
     journal: Journal | None = None
     stream = progress = None
+    rendered = None
     try:
         with protected():  # a signal during this block is raised at its end, inside the try: the journal is closed
             journal = Journal(out / STATE_NAME, "predict", settings, [done[p] for p in sorted(done)])
-        stream = estimator.iter_predict([paths[p] for p in todo], errors="report")
-        progress = tqdm(stream, total=len(paths), initial=resumed, unit="img", file=sys.stderr)
-        for position, result in zip(todo, progress, strict=False):
-            if isinstance(result, FailedImage):
-                failures.append(result)
-                progress.write(f"vitpose predict: {result.source}: {result.reason}", file=sys.stderr)
+        stream = estimator.iter_predict([paths[p] for p in todo], errors="report", with_images=True)
+        progress = tqdm(total=len(paths), initial=resumed, unit="img", file=sys.stderr)
+
+        def entries() -> Iterator[tuple[Any, Any, Any]]:
+            """Each image's entry (in input order: the annotated copies' names are given out in that order)."""
+            for position, (result, rgb) in zip(todo, stream, strict=False):
+                if isinstance(result, FailedImage):
+                    yield result, None, None
+                    continue
+                path = Path(paths[position])
+                entry = {
+                    "position": position,
+                    "input": paths[position],
+                    "name": _unique_name(path, used_names, avoid=lambda name: inputs.find(out / name) is not None),
+                    "people": len(result),
+                    "predictions": result.to_coco(image_id=image_ids.get(path.name, position + 1)),
+                }
+                yield entry, result, rgb
+
+        def render(item: tuple[Any, Any, Any]) -> tuple[Any, bytes | None]:
+            """Draw the poses on the image as decoded for the network, and encode it (on the I/O pool)."""
+            entry, result, rgb = item
+            if result is None:
+                return entry, None
+            return entry, _encode_image(entry["name"], result.draw(rgb, kpt_thr=args.kpt_thr))
+
+        # Drawing and encoding run on the I/O pool, a few images ahead; the files and journal lines are written
+        # here, in input order.
+        rendered = ordered_map(render, entries(), window=RENDER_AHEAD, pool=io_pool())
+        for entry, encoded in rendered:
+            if encoded is None:  # a FailedImage
+                failures.append(entry)
+                progress.write(f"vitpose predict: {entry.source}: {entry.reason}", file=sys.stderr)
                 processed += 1
+                progress.update(1)
                 continue
-            path = Path(paths[position])
-            image_id = image_ids.get(path.name, position + 1)
-            entry = {
-                "position": position,
-                "input": paths[position],
-                "name": _unique_name(path, used_names, avoid=lambda name: inputs.find(out / name) is not None),
-                "people": len(result),
-                "predictions": result.to_coco(image_id=image_id),
-            }
-            try:  # the file is read again to draw on it: it may have changed or gone since
-                rgb, _ = load_image(path)
-            except ImageReadError as err:
-                failed = FailedImage(str(path), f"it could not be read again to draw its poses: {err.reason}")
-                failures.append(failed)
-                progress.write(f"vitpose predict: {failed.source}: {failed.reason}", file=sys.stderr)
-                processed += 1
-                continue
-            encoded = _encode_image(entry["name"], result.draw(rgb, kpt_thr=args.kpt_thr))
             with protected():  # the annotated image and its line are recorded together or not at all
                 atomic_write_bytes(out / entry["name"], encoded)
                 journal.write(entry)
-                done[position] = entry
+                done[entry["position"]] = entry
                 processed += 1
+            progress.update(1)
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        if rendered is not None:
+            rendered.close()
         if progress is not None:
             progress.close()
         if stream is not None:

@@ -6,8 +6,10 @@ results = estimator(["a.jpg", "b.jpg"])          # one PoseResult per image
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import functools
 import os
 from collections.abc import Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from vitpose.models.pose import VitPoseForPoseEstimation
 from vitpose.ops.codec import UDPHeatmapCodec
 from vitpose.ops.geometry import box_to_center_scale
 from vitpose.ops.oks import pose_nms
+from vitpose.parallel import background, io_pool, ordered_map
 from vitpose.processor import VitPoseImageProcessor, normalize_boxes
 
 
@@ -256,14 +259,25 @@ class PoseEstimator:
         errors: str = "raise",
         image_batch: int | None = None,
         regions: Sequence[tuple[Any, Any] | None] | None = None,
-    ) -> Iterator[PoseResult | FailedImage]:
+        with_images: bool = False,
+    ) -> Iterator[Any]:
         """Stream results in input order, reading and detecting `image_batch` images at a time.
+
+        The work runs as overlapped stages (see "The job runner" in the design notes): images are decoded a few
+        at a time on the I/O pool, while a thread detects and crops the next batch and another runs the network
+        and decodes the heatmaps of the one before; the caller gets each result as soon as its batch is done. The
+        results, their order and the errors are those of running the stages one after another; memory is bounded
+        by the stages' queues (a few image batches of decoded images, two network batches of crops), not by the
+        input. Closing the iterator early (or an interruption) stops the stages and waits for the network batch
+        in progress.
 
         errors: "raise" stops at the first unreadable input; "report" yields a `FailedImage` in its place and goes
         on (what `vitpose predict` does).
         regions: instead of boxes, per image the crop regions themselves: `(centers (n, 2), scales (n, 2))` in
         pixels, used as given (no aspect correction, no padding), as data sets that annotate centre and scale
         (MPII) are evaluated. The results' `boxes` are then the regions as [cx - w/2, cy - h/2, w, h].
+        with_images: yield `(result, image)` pairs, the image as decoded for the network (RGB uint8 (H, W, 3);
+            None for a `FailedImage`), so that a caller can draw on it without reading the file again.
         """
         if errors not in ("raise", "report"):
             raise VitPoseError(f"errors must be 'raise' or 'report', got {errors!r}")
@@ -276,32 +290,44 @@ class PoseEstimator:
         given_scores = None if box_scores is None else list(box_scores)
         if given is not None and isinstance(images, Sized) and len(given) != len(images):  # before any work
             raise VitPoseError(f"got boxes for {len(given)} images but {len(images)} images")
-        chunk: list[tuple[int, ImageSource]] = []
+        return self._stream(images, given, given_scores, errors, image_batch, with_images)
+
+    def _stream(self, images, given, given_scores, errors, image_batch, with_images) -> Iterator[Any]:
+        """The stages of `iter_predict`: read (I/O pool, `READ_AHEAD` images ahead) -> detect and crop (a thread)
+        -> network, heatmap decoding, rescoring and NMS (a thread) -> the caller."""
+        reads = ordered_map(
+            functools.partial(_read_one, errors=errors), enumerate(images), window=READ_AHEAD, pool=io_pool()
+        )
+        prepared = background(self._prepare(reads, given, given_scores, errors, image_batch), maxsize=2, name="prepare")
+        with contextlib.closing(background(self._infer(prepared), maxsize=1, name="network")) as chunks:
+            for chunk in chunks:
+                for result, rgb in chunk:
+                    yield (result, rgb) if with_images else result
+
+    # ------------------------------------------------------------------ the stages
+    def _prepare(self, reads, given, given_scores, errors, image_batch) -> Iterator[_Chunk | _Batch]:
+        """Read images -> per `image_batch` images: a `_Chunk` (boxes, crop regions), then its `_Batch`es of crops."""
+        chunk: list[tuple[int, np.ndarray | None, str | None, FailedImage | None]] = []
         count = 0
-        for position, source in enumerate(images):
-            chunk.append((position, source))
-            count += 1
-            if len(chunk) == image_batch:
-                yield from self._run_chunk(chunk, given, given_scores, errors)
-                chunk = []
-        if chunk:
-            yield from self._run_chunk(chunk, given, given_scores, errors)
+        try:
+            with torch.inference_mode():  # per thread in PyTorch: this stage's own
+                for read in reads:
+                    chunk.append(read)
+                    count += 1
+                    if len(chunk) == image_batch:
+                        yield from self._prepare_chunk(chunk, given, given_scores, errors)
+                        chunk = []
+                if chunk:
+                    yield from self._prepare_chunk(chunk, given, given_scores, errors)
+        finally:
+            reads.close()
         if given is not None and len(given) != count:
             raise VitPoseError(f"got boxes for {len(given)} images but {count} images")
 
-    def _run_chunk(self, chunk, given, given_scores, errors) -> Iterator[PoseResult | FailedImage]:
-        loaded: list[tuple[int, np.ndarray, str | None]] = []
-        failures: dict[int, FailedImage] = {}
-        for position, source in chunk:
-            try:
-                rgb, name = load_image(source)
-                loaded.append((position, rgb, name))
-            except ImageReadError as err:
-                if errors == "raise":
-                    raise
-                failures[position] = FailedImage(_describe(source), err.reason if err.path else str(err))
-
-        per_image: dict[int, tuple[np.ndarray, np.ndarray, bool]] = {}
+    def _prepare_chunk(self, chunk, given, given_scores, errors) -> Iterator[_Chunk | _Batch]:
+        loaded = [(position, rgb, name) for position, rgb, name, failed in chunk if failed is None]
+        failures = {position: failed for position, _, _, failed in chunk if failed is not None}
+        per_image: dict[int, tuple[np.ndarray, np.ndarray, bool, _Regions | None]] = {}
         to_detect = []
         for position, rgb, name in loaded:
             if given is not None and position < len(given) and given[position] is not None:
@@ -347,14 +373,8 @@ class PoseEstimator:
                 if not keep.all():
                     per_image[position] = (b[keep], s[keep], detected, None)
         ready = [(position, rgb, name) for position, rgb, name in loaded if position in per_image]
-        results = self._estimate(ready, per_image)
-        for position, _ in chunk:
-            yield failures[position] if position in failures else results[position]
-
-    def _estimate(self, ready, per_image) -> dict[int, PoseResult]:
-        """Crop, run the network and decode in batches of `batch_size` boxes, then rescore and NMS per image."""
-        crops, centers, scales, counts = [], [], [], []
-        for position, rgb, _ in ready:
+        centers, scales = [], []
+        for position, _, _ in ready:
             b, region = per_image[position][0], per_image[position][3]
             if region is not None:
                 c, s = region.centers, region.scales
@@ -365,52 +385,92 @@ class PoseEstimator:
                     )
                 except ValueError as err:
                     raise VitPoseError(f"image {position}: {err}") from None
-            crops.append(rgb)
             centers.append(c)
             scales.append(s)
-            counts.append(len(b))
+        info = _Chunk(
+            rgbs={position: rgb for position, rgb, _ in loaded},
+            order=[position for position, _, _, _ in chunk],
+            failures=failures,
+            ready=ready,
+            per_image=per_image,
+            centers=centers,
+            scales=scales,
+        )
+        yield info
+        total = info.total
+        if not total:
+            return
+        # Crop `batch_size` boxes at a time (the boxes of several images share a batch, one image's boxes may span
+        # batches): memory is bounded by the batch size, not by the number of boxes. Each crop is a function of its
+        # own box only, so the results equal those of cropping all at once.
+        images = [rgb for _, rgb, _ in ready]
+        if self.device.type != "cpu" and total > self.batch_size and hasattr(self.processor, "_image_on"):
+            # The batches of one image crop on the accelerator from one upload of it.
+            images = [self.processor._image_on(rgb, i, self.device) for i, rgb in enumerate(images)]
+        offsets = info.offsets
+        for start in range(0, total, self.batch_size):
+            stop = min(start + self.batch_size, total)
+            batch_images, batch_centers, batch_scales = [], [], []
+            first = int(np.searchsorted(offsets, start, side="right")) - 1
+            for i in range(first, len(ready)):
+                if offsets[i] >= stop:
+                    break
+                lo, hi = max(start, offsets[i]) - offsets[i], min(stop, offsets[i + 1]) - offsets[i]
+                if hi > lo:
+                    batch_images.append(images[i])
+                    batch_centers.append(centers[i][lo:hi])
+                    batch_scales.append(scales[i][lo:hi])
+            # Fused crop + normalise (on the GPU when the model is there).
+            pixel_values = self.processor.crop_regions(batch_images, batch_centers, batch_scales, device=self.device)
+            yield _Batch(start, stop, pixel_values.to(self.device, self.model.dtype))
+
+    def _infer(self, prepared: Iterator[_Chunk | _Batch]) -> Iterator[list[tuple[Any, np.ndarray | None]]]:
+        """Crops -> heatmaps -> keypoints, then per chunk its results in input order (with the decoded images)."""
+        index = self.dataset_index if self.model.config.selects_dataset else None
+        pairs = self.dataset.flip_pairs_array() if self.flip_test and self._layout_declared else None
         k = self.dataset.num_keypoints
-        total = sum(counts)
-        keypoints = np.zeros((total, k, 2), np.float32)
-        kpt_scores = np.zeros((total, k), np.float32)
-        if total:
-            # Crop, run and decode `batch_size` boxes at a time (the boxes of several images share a batch, one
-            # image's boxes may span batches): memory is bounded by the batch size, not by the number of boxes.
-            # Each crop is a function of its own box only, so the results equal those of cropping all at once.
-            all_centers, all_scales = np.concatenate(centers), np.concatenate(scales)
-            offsets = np.concatenate([[0], np.cumsum(counts)])
-            index = self.dataset_index if self.model.config.selects_dataset else None
-            pairs = self.dataset.flip_pairs_array() if self.flip_test and self._layout_declared else None
-            if self.device.type != "cpu" and total > self.batch_size and hasattr(self.processor, "_image_on"):
-                # The batches of one image crop on the accelerator from one upload of it.
-                crops = [self.processor._image_on(rgb, i, self.device) for i, rgb in enumerate(crops)]
-            with torch.inference_mode():
-                for start in range(0, total, self.batch_size):
-                    stop = min(start + self.batch_size, total)
-                    images, batch_centers, batch_scales = [], [], []
-                    first = int(np.searchsorted(offsets, start, side="right")) - 1
-                    for i in range(first, len(counts)):
-                        if offsets[i] >= stop:
-                            break
-                        lo, hi = max(start, offsets[i]) - offsets[i], min(stop, offsets[i + 1]) - offsets[i]
-                        if hi > lo:
-                            images.append(crops[i])
-                            batch_centers.append(centers[i][lo:hi])
-                            batch_scales.append(scales[i][lo:hi])
-                    # Fused crop + normalise (on the GPU when the model is there).
-                    pixel_values = self.processor.crop_regions(images, batch_centers, batch_scales, device=self.device)
-                    batch = pixel_values.to(self.device, self.model.dtype)
-                    heatmaps = self.model(
-                        batch, dataset_index=index, flip_test=self.flip_test, flip_pairs=pairs
-                    ).heatmaps
-                    keypoints[start:stop], kpt_scores[start:stop] = self.codec.decode(
-                        heatmaps, all_centers[start:stop], all_scales[start:stop]
-                    )
-                    del pixel_values, batch, heatmaps
+        try:
+            with torch.inference_mode():  # per thread in PyTorch: this stage's own
+                yield from self._infer_items(prepared, index, pairs, k)
+        finally:
+            prepared.close()
+
+    def _infer_items(self, prepared, index, pairs, k) -> Iterator[list[tuple[Any, np.ndarray | None]]]:
+        chunk: _Chunk | None = None
+        keypoints = kpt_scores = np.zeros((0, k, 2), np.float32)
+        done = 0
+        for item in prepared:
+            if isinstance(item, _Chunk):
+                chunk, done = item, 0
+                keypoints = np.zeros((chunk.total, k, 2), np.float32)
+                kpt_scores = np.zeros((chunk.total, k), np.float32)
+            else:
+                assert chunk is not None
+                heatmaps = self.model(
+                    item.pixel_values, dataset_index=index, flip_test=self.flip_test, flip_pairs=pairs
+                ).heatmaps
+                keypoints[item.start : item.stop], kpt_scores[item.start : item.stop] = self.codec.decode(
+                    heatmaps, chunk.all_centers[item.start : item.stop], chunk.all_scales[item.start : item.stop]
+                )
+                done = item.stop
+                del heatmaps, item
+            if chunk is not None and done == chunk.total:
+                results = self._results(chunk, keypoints, kpt_scores)
+                yield [
+                    (chunk.failures[position], None)
+                    if position in chunk.failures
+                    else (results[position], chunk.rgbs[position])
+                    for position in chunk.order
+                ]
+                chunk = None
+
+    def _results(self, chunk: _Chunk, keypoints: np.ndarray, kpt_scores: np.ndarray) -> dict[int, PoseResult]:
+        """A chunk's keypoints -> one `PoseResult` per image: rescoring, then OKS-NMS over detected people."""
         results: dict[int, PoseResult] = {}
         offset = 0
-        for (position, rgb, name), n, s in zip(ready, counts, scales, strict=True):
-            boxes, box_scores, detected, _ = per_image[position]
+        for (position, rgb, name), s in zip(chunk.ready, chunk.scales, strict=True):
+            boxes, box_scores, detected, _ = chunk.per_image[position]
+            n = len(boxes)
             sl = slice(offset, offset + n)
             offset += n
             scores = instance_scores(box_scores, kpt_scores[sl], self.rescore_thr)
@@ -432,6 +492,53 @@ class PoseEstimator:
                 result.extra["suppressed"] = n - len(keep)
             results[position] = result
         return results
+
+
+READ_AHEAD = 4
+"""Images decoded ahead of the detect-and-crop stage, on the I/O pool."""
+
+
+def _read_one(item: tuple[int, ImageSource], errors: str) -> tuple[int, Any, Any, FailedImage | None]:
+    """(position, source) -> (position, RGB uint8 (H, W, 3), file name, None), or (position, None, None, why) where
+    it cannot be read and `errors="report"`."""
+    position, source = item
+    try:
+        rgb, name = load_image(source)
+    except ImageReadError as err:
+        if errors == "raise":
+            raise
+        return position, None, None, FailedImage(_describe(source), err.reason if err.path else str(err))
+    return position, rgb, name, None
+
+
+@dataclass
+class _Chunk:
+    """One `image_batch` of images between the stages: their boxes and crop regions, and how to put them back."""
+
+    rgbs: dict[int, np.ndarray]
+    order: list[int]
+    failures: dict[int, FailedImage]
+    ready: list[tuple[int, np.ndarray, str | None]]
+    per_image: dict[int, tuple[np.ndarray, np.ndarray, bool, Any]]
+    centers: list[np.ndarray]
+    scales: list[np.ndarray]
+
+    def __post_init__(self) -> None:
+        counts = [len(c) for c in self.centers]
+        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.total = int(self.offsets[-1])
+        empty = np.zeros((0, 2), np.float64)
+        self.all_centers = np.concatenate(self.centers) if self.centers else empty
+        self.all_scales = np.concatenate(self.scales) if self.scales else empty
+
+
+@dataclass
+class _Batch:
+    """One network batch of a chunk's crops: rows start:stop of its boxes."""
+
+    start: int
+    stop: int
+    pixel_values: torch.Tensor
 
 
 @dataclass
