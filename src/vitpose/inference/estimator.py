@@ -175,11 +175,17 @@ class PoseEstimator:
     ) -> PoseEstimator:
         """Load a checkpoint (hub id, hub-format directory or original `.pth`) and wrap it.
 
-        `device`: "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N", "mps". Other keyword arguments are
-        those of `PoseEstimator` (flip_test, dataset, batch_size, nms_thr, ...) or hub options (revision, ...).
+        `device`: "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N", "mps". `dtype`: "auto" (float16 on
+        CUDA, float32 elsewhere), "float32", "float16", "bfloat16" (`vitpose.device.resolve_dtype`); None: float32.
+        Other keyword arguments are those of `PoseEstimator` (flip_test, dataset, batch_size, nms_thr, ...) or hub
+        options (revision, ...).
         """
+        from vitpose.device import resolve_dtype
+
         hub = hub_options(kwargs, pop=True)
-        model = VitPoseForPoseEstimation.from_pretrained(source, device=resolve_device(device), dtype=dtype, **hub)
+        place = resolve_device(device)
+        dtype = resolve_dtype(dtype, place)  # before the checkpoint is read: "auto" needs the device
+        model = VitPoseForPoseEstimation.from_pretrained(source, device=place, dtype=dtype, **hub)
         processor = VitPoseImageProcessor.from_pretrained(source, **hub)
         return cls(model, processor, detector, **kwargs)
 
