@@ -246,3 +246,17 @@ def test_a_detector_error_stops_the_stages_and_reaches_the_caller(estimator, ima
             got.append(result)
     assert len(got) == 3  # the first batch, detected before the detector broke
     assert _stage_threads() == []
+
+
+def test_ordered_map_yields_the_finished_results_before_an_error_of_its_input():
+    """The input failing (a video source interrupted, a reader's error) loses none of the results computed before."""
+
+    def items():
+        yield from range(5)
+        raise KeyboardInterrupt
+
+    got = []
+    with pytest.raises(KeyboardInterrupt):
+        for value in ordered_map(lambda i: i * 10, items(), window=8):
+            got.append(value)
+    assert got == [0, 10, 20, 30, 40]

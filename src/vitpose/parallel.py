@@ -182,9 +182,9 @@ def ordered_map(
     """`fn` over `items` on a worker pool, at most `window` calls in flight, the results yielded in input order.
 
     `items` is pulled from the calling thread, `window` ahead of what was yielded: memory is bounded by `window`
-    results, not by the input. An exception of `fn(item)` is raised when that item's turn comes (the results before
-    it are yielded first). Closing the generator (or an exception in the consumer) cancels the calls not started
-    and waits for those running, so that no call outlives it.
+    results, not by the input. An exception of `fn(item)` is raised when that item's turn comes, and one of `items`
+    itself after the results of the items before it. Closing the generator (or an exception in the consumer)
+    cancels the calls not started and waits for those running, so that no call outlives it.
 
     Args:
         fn: one item -> its result; called on the pool's threads.
@@ -194,8 +194,17 @@ def ordered_map(
     """
     pool = pool or io_pool()
     pending: collections.deque[Future[Any]] = collections.deque()
+    iterator = iter(items)
     try:
-        for item in items:
+        while True:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                break
+            except BaseException:  # the input failed: the results before it first, then its error
+                while pending:
+                    yield pending.popleft().result()
+                raise
             pending.append(pool.submit(fn, item))
             if len(pending) >= max(1, window):
                 yield pending.popleft().result()

@@ -45,6 +45,7 @@ from vitpose.errors import VitPoseError
 from vitpose.inference.results import PoseResult
 from vitpose.ops.oks import pose_nms
 from vitpose.outputs import protected
+from vitpose.parallel import background, io_pool, ordered_map
 from vitpose.video.io import (
     CameraSource,
     Frame,
@@ -396,7 +397,14 @@ class TrackedVideo(Iterator[FrameResult]):
         self.tracker = tracker
         self.max_frames = max_frames
         frames: Iterable[Frame] = source if max_frames is None else itertools.islice(source, max_frames)
-        self._results = tracker.track(frames)
+        # Frames are decoded on a thread of their own, a couple of batches ahead of the tracker (a camera's are
+        # taken as they come: no latency added).
+        self._frames = (
+            None
+            if isinstance(source, CameraSource)
+            else background(frames, maxsize=2 * tracker.frame_batch, name="frames")
+        )
+        self._results = tracker.track(frames if self._frames is None else self._frames)
 
     @property
     def frame_count(self) -> int | None:
@@ -417,8 +425,10 @@ class TrackedVideo(Iterator[FrameResult]):
             raise
 
     def close(self) -> None:
-        """Stop: release the source."""
+        """Stop: release the source (after the thread that reads it has stopped)."""
         self._results.close()
+        if self._frames is not None:
+            self._frames.close()
         self.source.close()
 
     def __enter__(self) -> TrackedVideo:
@@ -572,9 +582,15 @@ def process_video(
         if jsonl is not None:
             lines = JsonlWriter(jsonl)
         bar = tqdm(total=video.frame_count, unit="frame", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+
+        def draw(frame: FrameResult) -> tuple[FrameResult, np.ndarray | None]:
+            return frame, frame.draw(kpt_thr=kpt_thr) if video_writer is not None else None
+
+        # Tracking runs on a thread of its own and drawing on the I/O pool, a few frames ahead; the frames are
+        # encoded and written here, in order.
+        stages = background(ordered_map(draw, video, window=4, pool=io_pool()), maxsize=4, name="video")
         try:
-            for frame in video:
-                drawn = frame.draw(kpt_thr=kpt_thr) if video_writer is not None else None
+            for frame, drawn in stages:
                 with protected():  # under the command line, a signal waits until the frame is in both files
                     if video_writer is not None:
                         video_writer.write(drawn)
@@ -586,6 +602,8 @@ def process_video(
                 bar.update(1)
         except KeyboardInterrupt:
             summary.interrupted = True
+        finally:
+            stages.close()  # the tracking thread stops (after its batch) before the source is released
     finally:
         video.close()
         if bar is not None:
