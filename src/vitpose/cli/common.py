@@ -1,10 +1,10 @@
 """What every `vitpose` subcommand shares: the option groups (defined once, same names and help texts everywhere),
 the argument types, and the one error handler (`run`).
 
-Options: `add_model_options` (--model, --device, --batch-size, --flip-test, --dataset), `add_detector_options`
-(--detector), `add_threshold_options` (--det-thr, --kpt-thr, --nms-thr / --no-nms). Each takes the defaults of its
-command; `argparse.SUPPRESS` as a default leaves the attribute unset (what `vitpose train` does, so that a --config
-file fills in what the command line does not give).
+Options: `add_model_options` (--model, --device, --dtype, --batch-size, --flip-test, --dataset), `add_dtype_option`
+(--dtype alone), `add_detector_options` (--detector), `add_threshold_options` (--det-thr, --kpt-thr, --nms-thr /
+--no-nms). Each takes the defaults of its command; `argparse.SUPPRESS` as a default leaves the attribute unset (what
+`vitpose train` does, so that a --config file fills in what the command line does not give).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from vitpose.datasets import DatasetInfo, parse_dataset
+from vitpose.device import dtype_choices
 from vitpose.errors import VitPoseError
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "DETECTORS",
     "INTERRUPTED",
     "add_detector_options",
+    "add_dtype_option",
     "add_engine_options",
     "add_model_files",
     "add_model_options",
@@ -41,6 +43,14 @@ DETECTORS = ("auto", "rtdetr", "hog", "full-image")  # vitpose.detectors.DETECTO
 DATASET_HELP = (
     "data set: coco, aic, mpii, ap10k, apt36k, wholebody, an index 0-5, or a custom data set JSON file (keypoints, "
     "skeleton, flip_pairs, sigmas); ViTPose++: the expert and head to use"
+)
+DTYPE_HELP = (
+    f"numeric precision of the network: {dtype_choices()}; auto = float16 on CUDA (ViTPose's own mixed-precision "
+    "setting), float32 on the CPU and MPS; float16 and bfloat16 are for GPUs (on a CPU they run, slowly)"
+)
+TRAIN_DTYPE_HELP = (
+    "not an option of train: training keeps float32 weights, and its precision is --amp (mixed precision: auto, "
+    "fp16, bf16, off)"
 )
 _SUPPRESS = argparse.SUPPRESS
 
@@ -115,6 +125,8 @@ def add_model_options(
     model_required: bool = False,
     presets: bool = False,
     device: Any = "auto",
+    dtype: Any = "auto",
+    dtype_note: str = "",
     batch_size: Any = 32,
     batch_help: str = "person crops per network batch",
     flip_test: Any = False,
@@ -124,10 +136,12 @@ def add_model_options(
     dataset_type: Any = None,
     **dataset_kwargs: Any,
 ) -> None:
-    """--model, --device, --batch-size, --flip-test and --dataset; None (False for --dataset) leaves one out.
+    """--model, --device, --dtype, --batch-size, --flip-test and --dataset; None (False for --dataset) leaves one out.
 
-    `model`, `device`, `batch_size`, `flip_test`: the defaults (SUPPRESS: unset unless given; None for --model:
-    unset, the command knows its default). `presets`: --model also takes a preset name (train). `flip_use`: where
+    `model`, `device`, `dtype`, `batch_size`, `flip_test`: the defaults (SUPPRESS: unset unless given; None for
+    --model: unset, the command knows its default). `presets`: --model also takes a preset name, for training: there
+    --dtype is refused with a pointer to --amp (`add_dtype_option`). `dtype_note`: appended to the help of --dtype.
+    `flip_use`: where
     the flip test applies, when not everywhere. `dataset_note`: appended to the help of --dataset. `dataset_type`:
     instead of `dataset_arg`, a type built on it. `dataset_kwargs`: more argparse settings of --dataset (dest,
     nargs, metavar, default).
@@ -146,6 +160,10 @@ def add_model_options(
         parser.add_argument(
             "--device", default=device, help="auto, cpu, cuda, cuda:N or mps" + _default(device, "auto")
         )
+    if presets:
+        add_dtype_option(parser, training=True)
+    elif dtype is not None:
+        add_dtype_option(parser, default=dtype, note=dtype_note)
     if batch_size is not None:
         parser.add_argument(
             "--batch-size", type=positive_int, default=batch_size, help=batch_help + _default(batch_size)
@@ -160,6 +178,29 @@ def add_model_options(
     if dataset:
         parser.add_argument(
             "--dataset", type=dataset_type or dataset_arg, help=DATASET_HELP + dataset_note, **dataset_kwargs
+        )
+
+
+def add_dtype_option(
+    parser: argparse.ArgumentParser, *, default: Any = "auto", note: str = "", training: bool = False
+) -> None:
+    """--dtype: the network's precision (`vitpose.device.DTYPES`), checked by `vitpose.device.resolve_dtype` when the
+    model loads (a bad name is then one line naming the choices). `note`: appended to the help (what the command
+    does with it). `training`: an option that only refuses, never set (training's precision is --amp)."""
+    if training:
+        parser.add_argument(
+            "--dtype", action=_NotForTraining, nargs="?", default=_SUPPRESS, metavar="DTYPE", help=TRAIN_DTYPE_HELP
+        )
+        return
+    parser.add_argument("--dtype", default=default, metavar="DTYPE", help=DTYPE_HELP + note + _default(default))
+
+
+class _NotForTraining(argparse.Action):
+    """`vitpose train --dtype`: refused, naming --amp."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        raise argparse.ArgumentError(
+            self, "training keeps float32 weights; its precision is --amp (auto, fp16, bf16, off): drop --dtype"
         )
 
 
@@ -259,6 +300,7 @@ def estimator_from_args(args: argparse.Namespace, detector: Any = None) -> Any:
     return PoseEstimator.from_pretrained(
         args.model,
         device=args.device,
+        dtype=args.dtype,
         flip_test=args.flip_test,
         dataset=args.dataset,
         batch_size=args.batch_size,

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from vitpose.cli.common import dataset_arg
+from vitpose.cli.common import add_dtype_option, dataset_arg
 from vitpose.outputs import InputFiles, files_of, replace_durably
 
 __all__ = ["add_info_parser", "add_parser", "describe", "run", "run_info"]
@@ -34,6 +34,11 @@ def add_parser(subparsers: Any) -> None:
         "(coco, aic, mpii, ap10k, apt36k, wholebody or 0-5)",
     )
     convert.add_argument("--bin", action="store_true", help="write pytorch_model.bin instead of model.safetensors")
+    add_dtype_option(
+        convert,
+        note="; convert: the dtype of the weights written (auto is float32 here: half the file with float16 or "
+        "bfloat16, which load in float32 unless asked otherwise)",
+    )
     convert.set_defaults(func=run)
 
 
@@ -48,9 +53,11 @@ def add_info_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """The handler of `vitpose convert`."""
     from vitpose.datasets import DatasetInfo
+    from vitpose.device import dtype_name, resolve_dtype
     from vitpose.models.pose import VitPoseForPoseEstimation
     from vitpose.processor import VitPoseImageProcessor
 
+    dtype = resolve_dtype(args.dtype, "cpu")  # a bad name fails before anything is read
     out_dir = Path(args.out_dir)
     inputs = InputFiles()
     for path in files_of(args.source):
@@ -59,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     inputs.check_outputs(
         [out_dir / name for name in written], option=f"OUT_DIR {out_dir}", hint="convert into another folder"
     )
-    model = VitPoseForPoseEstimation.from_pretrained(args.source)
+    model = VitPoseForPoseEstimation.from_pretrained(args.source, dtype=dtype)
     if args.fold is not None:
         fold = args.fold.dataset_index if isinstance(args.fold, DatasetInfo) else args.fold  # a custom file's index
         model = model.fold_experts(fold)
@@ -75,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
             replace_durably(path, out_dir / path.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print(f"wrote {args.out_dir}: {describe(model)}")
+    weights = "" if dtype_name(dtype) == "float32" else f", {dtype_name(dtype)} weights"
+    print(f"wrote {args.out_dir}: {describe(model)}{weights}")
     return 0
 
 

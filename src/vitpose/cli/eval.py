@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vitpose.cli.common import (
     DEFAULT_MODEL,
@@ -29,6 +29,9 @@ from vitpose.outputs import (
     settings_changes,
     stop_signal,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["PARTIAL_SUFFIX", "add_parser", "run"]
 
@@ -99,8 +102,8 @@ def run(args: argparse.Namespace) -> int:
             from vitpose.integrations.ray import RayRunner, ray_session
 
             engine.enter_context(ray_session(args.address))
-            runner = RayRunner(args.actors, num_cpus=worker_cpus(args), num_gpus=args.num_gpus)
-            args.device = "cpu"  # the model is loaded here for its checks, and shipped to the actors
+            runner = RayRunner(args.actors, num_cpus=worker_cpus(args), num_gpus=args.num_gpus, dtype=args.dtype)
+            args.device = "cpu"  # the model is loaded here for its checks, and shipped to the actors (in --dtype there)
         return _evaluate(args, journal, runner)
 
 
@@ -110,7 +113,7 @@ def _evaluate(args: argparse.Namespace, journal: _Journal | None, runner: Any) -
 
     try:
         report = evaluate(
-            args.model or DEFAULT_MODEL,
+            _load(args),
             args.annotations,
             args.images,
             detections=args.detections,
@@ -160,9 +163,35 @@ def _evaluate(args: argparse.Namespace, journal: _Journal | None, runner: Any) -
     return 0
 
 
+def _load(args: argparse.Namespace) -> Any:
+    """The --model checkpoint on --device in --dtype, as `evaluate` would load it (the processor of a hub-format
+    checkpoint; an original .pth file has none), wrapped for `evaluate` in a `PoseEstimator`."""
+    from vitpose.device import resolve_device
+    from vitpose.inference.estimator import PoseEstimator
+    from vitpose.models.pose import VitPoseForPoseEstimation
+    from vitpose.processor import VitPoseImageProcessor
+
+    model = args.model or DEFAULT_MODEL
+    device = resolve_device(args.device)
+    network = VitPoseForPoseEstimation.from_pretrained(model, device=device, dtype=_dtype(args))
+    processor = None if Path(model).is_file() else VitPoseImageProcessor.from_pretrained(model)
+    return PoseEstimator(network, processor, detector="full-image")
+
+
+def _dtype(args: argparse.Namespace) -> torch.dtype:
+    """--dtype where the network runs: --device here; with --engine ray, the actors' (a GPU with --num-gpus)."""
+    from vitpose.device import resolve_device, resolve_dtype
+
+    if args.engine == "ray":
+        return resolve_dtype(args.dtype, "cuda" if args.num_gpus else "cpu")
+    return resolve_dtype(args.dtype, resolve_device(args.device))
+
+
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    """What decides the predictions and metrics (not the device or the batch size): a resumed run must have the
-    same."""
+    """What decides the predictions and metrics (not the device or the batch size, but the precision the network
+    runs in: float16 and bfloat16 move keypoints): a resumed run must have the same."""
+    from vitpose.device import dtype_name
+
     dataset = args.dataset
     if dataset is not None and not isinstance(dataset, str | int):
         dataset = getattr(dataset, "name", str(dataset))
@@ -173,6 +202,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         **{k: None if getattr(args, k) is None else os.path.realpath(getattr(args, k)) for k in files},
         "dataset": dataset,
         "flip_test": bool(args.flip_test),
+        "dtype": dtype_name(_dtype(args)),
         "det_thr": args.det_thr,
         "nms_thr": None if args.no_nms else args.nms_thr,
     }

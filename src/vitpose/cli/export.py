@@ -21,6 +21,7 @@ def _export(args: argparse.Namespace) -> int:
 
     if args.format != "onnx":  # argparse's choices already refuse others; kept for direct calls
         raise VitPoseError(f"unknown export format {args.format!r}; supported: onnx")
+    _check_dtype(args.dtype)
     int8_out = _int8_path(args.out) if args.int8 else None
     inputs = InputFiles()
     add_model_files(inputs, args.model)
@@ -49,6 +50,21 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_dtype(dtype: str) -> None:
+    """--dtype of an export: float32 only (auto is float32: the export runs on the CPU). torch.onnx writes a float16
+    graph, but `vitpose.export` exports float32 and `OnnxPoseModel` feeds the graph float32 crops, and ONNX Runtime's
+    CPU kernels have little bfloat16: refused before the model loads, naming what to do instead."""
+    from vitpose.device import dtype_name, resolve_dtype
+
+    name = dtype_name(resolve_dtype(dtype, "cpu"))
+    if name != "float32":
+        raise VitPoseError(
+            f"--dtype {dtype}: vitpose export writes float32 ONNX graphs only (the ones OnnxPoseModel and ONNX "
+            f"Runtime's CPU kernels run); drop --dtype (or pass float32), and for {name} on a GPU run the checkpoint "
+            f"itself: vitpose predict --dtype {name}"
+        )
+
+
 def _int8_path(out: str) -> str:
     """Where --int8 writes: OUT with .int8.onnx (as `quantize_onnx_int8` names it)."""
     return out[: -len(".onnx")] + ".int8.onnx" if out.endswith(".onnx") else out + ".int8.onnx"
@@ -66,7 +82,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     export.add_argument("format", choices=["onnx"], help="export format (onnx)")
     add_model_options(
-        export, model_required=True, device=None, batch_size=None, flip_test=None, dataset_note=" (default coco)"
+        export,
+        model_required=True,
+        device=None,
+        dtype_note="; export: float32 only, the graph ONNX Runtime runs (auto is float32 here)",
+        batch_size=None,
+        flip_test=None,
+        dataset_note=" (default coco)",
     )
     export.add_argument(
         "--out", required=True, help="the .onnx file to write (atomically; never the --model checkpoint)"

@@ -127,7 +127,7 @@ def run_ray(args: argparse.Namespace) -> int:
         detections, given_failures = _given_detections(args, [paths[p] for p in todo], todo)
     estimator = None
     if todo:
-        args.device = "cpu"  # loaded here once, checked, and shipped to the actors, which place it themselves
+        args.device = "cpu"  # loaded here once, checked, and shipped to the actors, which place (and cast) it
         estimator = estimator_from_args(args, detector="full-image")
     image_ids = [ref.image_id if ref.image_id is not None else position + 1 for position, ref in enumerate(refs)]
     if args.annotations:  # as the local path: the --annotations file names the images' ids
@@ -160,6 +160,7 @@ def run_ray(args: argparse.Namespace) -> int:
                     estimator,
                     detector=args.detector,
                     det_thr=args.det_thr,
+                    dtype=args.dtype,  # resolved on each pose actor's device: auto = float16 on a GPU
                     detect_actors=args.detect_actors,
                     detect_cpus=args.detect_num_cpus,
                     detect_gpus=args.detect_num_gpus,

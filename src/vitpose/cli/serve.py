@@ -117,8 +117,9 @@ def _serve_on_ray(args: argparse.Namespace) -> int:
         device = "cuda" if args.num_gpus else "cpu"
     fields = {"model": model, "device": device, "batch_size": args.max_batch}
     fields |= {
-        name: getattr(args, name) for name in ("flip_test", "dataset", "no_nms", "nms_thr", "detector", "det_thr")
-    }
+        name: getattr(args, name)
+        for name in ("dtype", "flip_test", "dataset", "no_nms", "nms_thr", "detector", "det_thr")
+    }  # --dtype auto is resolved in each replica, on its device: float16 on a GPU
     make_estimator = functools.partial(estimator_from_args, argparse.Namespace(**fields))
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     return run_replicas(

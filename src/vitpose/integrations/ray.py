@@ -172,15 +172,18 @@ def _read_images(paths: Sequence[str], errors: list[Any], skip: Sequence[bool] =
     return images
 
 
-def _placed(estimator: Any, device: str) -> Any:
-    """A `PoseEstimator` given directly or as a Ray object reference, its model moved to `device`."""
+def _placed(estimator: Any, device: str, dtype: Any = None) -> Any:
+    """A `PoseEstimator` given directly or as a Ray object reference, its model moved to `device` and cast to
+    `dtype` resolved there (`vitpose.device.resolve_dtype`: "auto" is float16 on a GPU actor, float32 on a CPU one,
+    whatever the driver loaded it in); None keeps the dtype it came in."""
     import ray
 
-    from vitpose.device import resolve_device
+    from vitpose.device import resolve_device, resolve_dtype
 
     if isinstance(estimator, ray.ObjectRef):
         estimator = ray.get(estimator)
-    estimator.model.to(resolve_device(device))
+    place = resolve_device(device)
+    estimator.model.to(place, None if dtype is None else resolve_dtype(dtype, place))
     return estimator
 
 
@@ -238,6 +241,8 @@ class PoseStage:
             `ray.put`: the weights travel through Ray's object store, no shared file system needed), whose settings
             are then used as they are.
         device: where the network runs ("auto", "cpu", "cuda", ...).
+        dtype: its precision there ("auto", "float32", "float16", "bfloat16": `vitpose.device.resolve_dtype` on
+            `device`); None: a checkpoint in float32, an estimator as it came.
         flip_test, dataset, batch_size, nms_thr: as `PoseEstimator.from_pretrained` (for a checkpoint).
     """
 
@@ -246,6 +251,7 @@ class PoseStage:
         model: Any,
         *,
         device: str = "auto",
+        dtype: Any = None,
         flip_test: bool = False,
         dataset: Any = None,
         batch_size: int = 32,
@@ -255,11 +261,10 @@ class PoseStage:
 
         self.given = _GivenDetections()
         if isinstance(model, str | os.PathLike):
-            estimator = PoseEstimator.from_pretrained(
-                model, device=device, flip_test=flip_test, dataset=dataset, batch_size=batch_size, nms_thr=nms_thr
-            )
+            settings = {"flip_test": flip_test, "dataset": dataset, "batch_size": batch_size, "nms_thr": nms_thr}
+            estimator = PoseEstimator.from_pretrained(model, device=device, dtype=dtype, **settings)
         else:
-            estimator = _placed(model, device)
+            estimator = _placed(model, device, dtype)
         self.estimator = estimator.with_detector(self.given)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -306,6 +311,7 @@ def predict_dataset(
     dataset: Any = None,
     batch_size: int = 32,
     nms_thr: float | None = 0.9,
+    dtype: Any = None,
     detect_actors: int = 1,
     pose_actors: int = 1,
     detect_cpus: float = 0.5,
@@ -326,6 +332,8 @@ def predict_dataset(
         model: a checkpoint name, or a loaded `PoseEstimator` (shipped to the actors through Ray's object store,
             with its settings; `flip_test`, `dataset`, `batch_size` and `nms_thr` then do not apply).
         detector, det_thr: the detection stage's detector (as `vitpose predict --detector`).
+        dtype: the pose network's precision on each pose actor, resolved on its device (`PoseStage`): "auto" is
+            float16 on GPU actors, float32 on CPU ones; None: float32 for a checkpoint, a loaded estimator as it is.
         image_ids: the COCO image id of each path (default: its position + 1, as `vitpose predict`).
         detections: the person boxes of each image, given (a boxes file): no detection stage runs; None for an
             image means "detect it".
@@ -390,6 +398,7 @@ def predict_dataset(
         fn_constructor_kwargs={
             "model": model,
             "device": "cuda" if pose_gpus else "cpu",
+            "dtype": dtype,
             "flip_test": flip_test,
             "dataset": dataset,
             "batch_size": batch_size,
@@ -406,8 +415,8 @@ class _GivenBoxesStage:
     """`map_batches` stage of `RayRunner`: each row's image with its given boxes (or regions) through the
     estimator, the result (`PoseResult` or `FailedImage`) pickled into `result`."""
 
-    def __init__(self, estimator: Any, device: str = "cpu") -> None:
-        self.estimator = _placed(estimator, device)
+    def __init__(self, estimator: Any, device: str = "cpu", dtype: Any = None) -> None:
+        self.estimator = _placed(estimator, device, dtype)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import pickle
@@ -437,13 +446,24 @@ class RayRunner:
 
     Called as `runner(estimator, images, boxes=..., box_scores=...)` (or `regions=...`), it ships the estimator to
     `actors` actors (`num_cpus` / `num_gpus` each) through Ray's object store and yields, in input order, what
-    `estimator.iter_predict(images, errors="report", ...)` yields locally. Needs a Ray session (`ray_session`).
+    `estimator.iter_predict(images, errors="report", ...)` yields locally. `dtype`: the network's precision on each
+    actor, resolved on its device ("auto": float16 on GPU actors, float32 on CPU ones); None keeps the estimator's.
+    Needs a Ray session (`ray_session`).
     """
 
-    def __init__(self, actors: int = 1, *, num_cpus: float = 0.5, num_gpus: float = 0, images_per_batch: int = 8):
+    def __init__(
+        self,
+        actors: int = 1,
+        *,
+        num_cpus: float = 0.5,
+        num_gpus: float = 0,
+        images_per_batch: int = 8,
+        dtype: Any = None,
+    ) -> None:
         self.actors = actors
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
+        self.dtype = dtype
         self.images_per_batch = images_per_batch
 
     def __call__(self, estimator: Any, images: Sequence[Any], **given: Any) -> Iterator[Any]:
@@ -462,7 +482,11 @@ class RayRunner:
         ref = ray.put(estimator.with_detector("full-image"))  # no detector travels: the boxes are given
         results = data.from_items(rows, override_num_blocks=_blocks(len(rows), self.images_per_batch)).map_batches(
             _GivenBoxesStage,
-            fn_constructor_kwargs={"estimator": ref, "device": "cuda" if self.num_gpus else "cpu"},
+            fn_constructor_kwargs={
+                "estimator": ref,
+                "device": "cuda" if self.num_gpus else "cpu",
+                "dtype": self.dtype,
+            },
             batch_size=self.images_per_batch,
             compute=data.ActorPoolStrategy(size=self.actors),
             num_cpus=self.num_cpus,

@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vitpose.detectors.boxes import box_misfits
+from vitpose.device import dtype_name
 from vitpose.errors import ImageReadError, VitPoseError
 from vitpose.inference.estimator import PoseEstimator, dataset_info_for
 from vitpose.media import decode_image, encode_image
@@ -267,7 +268,8 @@ class PoseService:
 
     def model_info(self) -> dict[str, Any]:
         """What `GET /v1/model` answers: the default data set's layout, every data set served with its layout
-        (`layouts`: keypoint names, skeleton, colours, for drawing), the input size (w, h) and the batching."""
+        (`layouts`: keypoint names, skeleton, colours, for drawing), the input size (w, h), the device and dtype the
+        network runs on and in, and the batching."""
         est = self.estimator
         cfg = est.model.config
         height, width = cfg.backbone_config.image_size
@@ -284,6 +286,7 @@ class PoseService:
             "input_size": [width, height],
             "flip_test": est.flip_test,
             "device": str(est.device),
+            "dtype": dtype_name(est.model.dtype),
             "max_batch": self.batcher.max_batch,
         }
 
