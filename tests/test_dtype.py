@@ -233,6 +233,13 @@ def test_eval_resume_settings_hold_the_dtype_where_the_network_runs(coco_dir):
     assert _settings(ev.parse_args([*base, "--engine", "ray"]))["dtype"] == "float32"
     with pytest.raises(VitPoseError, match="unknown dtype"):
         _settings(ev.parse_args([*base, "--dtype", "double"]))
+    # The same rule for predict's engines (`network_dtype`, for the settings its --resume checks).
+    from vitpose.cli.common import network_dtype
+
+    predict = _subcommands()["predict"]
+    assert network_dtype(predict.parse_args(["a.jpg", "--engine", "ray", "--num-gpus", "0.5"])) is torch.float16
+    assert network_dtype(predict.parse_args(["a.jpg", "--device", "cpu", "--dtype", "fp16"])) is torch.float16
+    assert network_dtype(predict.parse_args(["a.jpg", "--device", "cpu"])) is torch.float32
 
 
 def test_eval_resume_refuses_another_dtype(checkpoint, coco_dir, tmp_path, capsys):

@@ -30,6 +30,7 @@ __all__ = [
     "add_threshold_options",
     "dataset_arg",
     "estimator_from_args",
+    "network_dtype",
     "non_negative_int",
     "positive_float",
     "positive_int",
@@ -308,6 +309,16 @@ def estimator_from_args(args: argparse.Namespace, detector: Any = None) -> Any:
         detector=args.detector if detector is None else detector,
         det_thr=args.det_thr,
     )
+
+
+def network_dtype(args: argparse.Namespace) -> Any:
+    """The `torch.dtype` of --dtype where the network runs: on --device here; with --engine ray, on the actors or
+    replicas (a GPU with --num-gpus). For the settings a --resume checks: `auto` differs from device to device."""
+    from vitpose.device import resolve_device, resolve_dtype
+
+    if getattr(args, "engine", "local") == "ray":
+        return resolve_dtype(args.dtype, "cuda" if args.num_gpus else "cpu")
+    return resolve_dtype(args.dtype, resolve_device(args.device))
 
 
 # ---------------------------------------------------------------------------------------------- outputs

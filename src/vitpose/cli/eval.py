@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vitpose.cli.common import (
     DEFAULT_MODEL,
@@ -17,6 +17,7 @@ from vitpose.cli.common import (
     add_model_files,
     add_model_options,
     add_threshold_options,
+    network_dtype,
 )
 from vitpose.errors import VitPoseError
 from vitpose.outputs import (
@@ -29,9 +30,6 @@ from vitpose.outputs import (
     settings_changes,
     stop_signal,
 )
-
-if TYPE_CHECKING:
-    import torch
 
 __all__ = ["PARTIAL_SUFFIX", "add_parser", "run"]
 
@@ -173,18 +171,9 @@ def _load(args: argparse.Namespace) -> Any:
 
     model = args.model or DEFAULT_MODEL
     device = resolve_device(args.device)
-    network = VitPoseForPoseEstimation.from_pretrained(model, device=device, dtype=_dtype(args))
+    network = VitPoseForPoseEstimation.from_pretrained(model, device=device, dtype=network_dtype(args))
     processor = None if Path(model).is_file() else VitPoseImageProcessor.from_pretrained(model)
     return PoseEstimator(network, processor, detector="full-image")
-
-
-def _dtype(args: argparse.Namespace) -> torch.dtype:
-    """--dtype where the network runs: --device here; with --engine ray, the actors' (a GPU with --num-gpus)."""
-    from vitpose.device import resolve_device, resolve_dtype
-
-    if args.engine == "ray":
-        return resolve_dtype(args.dtype, "cuda" if args.num_gpus else "cpu")
-    return resolve_dtype(args.dtype, resolve_device(args.device))
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -202,7 +191,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         **{k: None if getattr(args, k) is None else os.path.realpath(getattr(args, k)) for k in files},
         "dataset": dataset,
         "flip_test": bool(args.flip_test),
-        "dtype": dtype_name(_dtype(args)),
+        "dtype": dtype_name(network_dtype(args)),
         "det_thr": args.det_thr,
         "nms_thr": None if args.no_nms else args.nms_thr,
     }
