@@ -192,6 +192,21 @@ def test_predict_bfloat16_writes_predictions_in_bfloat16(checkpoint, coco_dir, t
     assert gaps["bfloat16"] < 1e-3 < gaps["float32"], gaps
 
 
+def test_predict_resume_refuses_another_dtype(checkpoint, coco_dir, tmp_path, capsys):
+    """An interrupted predict run in bfloat16 cannot be continued in float32: its results would mix the two."""
+    from vitpose.cli.predict import STATE_NAME, _settings
+    from vitpose.outputs import Journal
+
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["predict", str(coco_dir), "--model", str(checkpoint), "--detector", "full-image", "--device", "cpu"]
+    then = _settings(_subcommands()["predict"].parse_args([*argv[1:], "--dtype", "bf16", "--out", str(out)]))
+    Journal(out / STATE_NAME, "predict", then, []).close(remove=False)
+    assert cli_main([*argv, "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "had other settings: dtype ('bfloat16' then, 'float32' now)" in err, err
+
+
 def test_a_bad_dtype_is_one_line_and_exit_2(checkpoint, coco_dir, tmp_path, capsys):
     argv = ["predict", str(coco_dir), "--model", str(checkpoint), "--detector", "full-image", "--device", "cpu"]
     assert cli_main([*argv, "--dtype", "nonsense", "--out", str(tmp_path / "out")]) == 2

@@ -236,6 +236,9 @@ def _report_failures(failures: list[Any]) -> None:
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     """What decides the results (not the device or the batch size): a resumed run must have the same."""
+    from vitpose.cli.common import network_dtype
+    from vitpose.device import dtype_name
+
     dataset = args.dataset
     if dataset is not None and not isinstance(dataset, str | int):
         dataset = getattr(dataset, "name", str(dataset))
@@ -251,6 +254,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "det_thr": args.det_thr,
         "nms_thr": None if args.no_nms else args.nms_thr,
         "kpt_thr": args.kpt_thr,
+        "dtype": dtype_name(network_dtype(args)),  # fp16 / bf16 results differ a little from float32's
     }
 
 
