@@ -19,7 +19,8 @@ from typing import Any
 import torch
 
 from vitpose.config import CONFIG_NAME, PRESETS, VitPoseBackboneConfig, VitPoseConfig, apply_dataset_layout
-from vitpose.errors import CheckpointError, ConfigError
+from vitpose.device import resolve_dtype as device_dtype
+from vitpose.errors import CheckpointError, ConfigError, VitPoseError
 from vitpose.hub import is_hub_id, resolve_file
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
@@ -398,14 +399,15 @@ def _list_keys(keys: list[str], limit: int = 8) -> str:
 
 
 def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
+    """The dtype a checkpoint loads in: the names and aliases of `vitpose.device.resolve_dtype` (their one home);
+    "auto" and None are float32 here (the weights as stored; `PoseEstimator.from_pretrained` decides "auto" by
+    the device before it gets here)."""
     if dtype is None or dtype == "auto":
         return torch.float32
-    if isinstance(dtype, str):
-        value = getattr(torch, dtype.removeprefix("torch."), None)
-        if not isinstance(value, torch.dtype):
-            raise CheckpointError(f"unknown dtype {dtype!r}; use 'float32', 'float16' or 'bfloat16'")
-        return value
-    return dtype
+    try:
+        return device_dtype(dtype, "cpu")
+    except VitPoseError as err:
+        raise CheckpointError(str(err)) from None
 
 
 def load_checkpoint(
