@@ -260,3 +260,24 @@ def test_ordered_map_yields_the_finished_results_before_an_error_of_its_input():
         for value in ordered_map(lambda i: i * 10, items(), window=8):
             got.append(value)
     assert got == [0, 10, 20, 30, 40]
+
+
+def test_warnings_raised_on_the_stages_reach_the_caller_and_leave_the_warning_state_alone(estimator, images):
+    """A box that does not fit its image is skipped with a warning raised on the detect-and-crop thread while the
+    I/O pool decodes other images: the caller's warning capture gets every one of them, and the process's warning
+    state (filters, display) is as before: no stage changes it (that state is shared by all threads, and a stage
+    that caught warnings while another warned would lose or misroute them)."""
+    import warnings
+
+    from vitpose.detectors.boxes import SkippedBoxesWarning
+
+    paths = [p for p, _ in images]
+    boxes = [np.array([[10.0, 10.0, 50.0, 80.0], [5000.0, 5000.0, 50.0, 80.0]]) for _ in paths]
+    before = (warnings.showwarning, list(warnings.filters))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = list(estimator.iter_predict(paths, boxes=boxes, image_batch=2))
+    assert [len(r) for r in results] == [1] * len(paths)
+    skipped = [w for w in caught if issubclass(w.category, SkippedBoxesWarning)]
+    assert sorted(str(w.message).split(":")[0] for w in skipped) == sorted(paths)
+    assert (warnings.showwarning, list(warnings.filters)) == before

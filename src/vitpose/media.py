@@ -19,12 +19,14 @@ overrides it, 0 for none) are refused, naming their size; a malformed EXIF block
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import io
 import os
 import re
 import stat
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -423,10 +425,15 @@ def _decode(source: Any, path: str) -> np.ndarray:
 
     limit = max_image_pixels()
     caught: list[warnings.WarningMessage] = []
+    # Pillow's notes about the file are caught and said again naming it, where that is safe: catching warnings
+    # changes the process's warning state, which threads share; on the job's worker threads (decoding side by
+    # side) they pass through as Pillow gives them.
+    capture = warnings.catch_warnings(record=True) if _on_main_thread() else contextlib.nullcontext([])
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is checked below
+        with capture as caught:
+            if _on_main_thread():
+                warnings.simplefilter("always")
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is checked below
             with Image.open(source) as image:  # reads the header only
                 width, height = image.size
                 if limit is not None and width * height > limit:
@@ -463,6 +470,10 @@ def _decode(source: Any, path: str) -> np.ndarray:
             if not issubclass(seen.category, Image.DecompressionBombWarning):
                 warnings.warn(f"{path}: {seen.message}", ImageReadWarning, stacklevel=4)
     return rgb
+
+
+def _on_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def _bomb(path: str, size: str, limit: int | None) -> ImageReadError:

@@ -417,9 +417,10 @@ class VitPoseImageProcessor:
                 return image.permute(1, 2, 0)
         rgb = to_rgb_array(image, index)
         self._warn_if_prescaled(rgb)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a read-only array (from PIL) is only read here
-            return torch.from_numpy(rgb).to(device)
+        # A read-only array (from PIL) is copied rather than handed to torch.from_numpy, which warns about it:
+        # silencing that warning would change the process's warning filters, which other threads (the job's
+        # stages) share.
+        return torch.from_numpy(rgb if rgb.flags.writeable else rgb.copy()).to(device)
 
     def _warn_if_prescaled(self, rgb: np.ndarray) -> None:
         if rgb.dtype != np.uint8 and rgb.size and self.do_rescale and float(rgb.max()) <= 1.0:

@@ -301,6 +301,11 @@ class PoseEstimator:
     def _stream(self, images, given, given_scores, errors, image_batch, with_images) -> Iterator[Any]:
         """The stages of `iter_predict`: read (I/O pool, `READ_AHEAD` images ahead) -> detect and crop (a thread)
         -> network, heatmap decoding, rescoring and NMS (a thread) -> the caller."""
+        if given is None or any(g is None for g in given):
+            # A detector given by name is built here, on the caller's thread, before the stages start: loading it
+            # may warn (HOG's quality note) or silence libraries' warnings, which must not happen on another
+            # thread while the stages run (Python's warning state is shared by all threads).
+            self.detector  # noqa: B018
         reads = ordered_map(
             functools.partial(_read_one, errors=errors), enumerate(images), window=READ_AHEAD, pool=io_pool()
         )

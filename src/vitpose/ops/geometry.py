@@ -414,11 +414,10 @@ def crop_boxes_torch(
     if isinstance(image, torch.Tensor):
         img = image
     else:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a read-only array (from PIL) is only read
-            img = torch.from_numpy(np.ascontiguousarray(image))
+        # A read-only array (from PIL) is copied: torch.from_numpy warns about it, and silencing the warning would
+        # change the warning filters other threads share.
+        array = np.ascontiguousarray(image)
+        img = torch.from_numpy(array if array.flags.writeable else array.copy())
     if img.ndim != 3:
         raise VitPoseError(f"image must have shape (H, W, C), got shape {tuple(img.shape)}")
     height, width, channels = (int(v) for v in img.shape)
