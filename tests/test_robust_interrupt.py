@@ -28,7 +28,7 @@ from vitpose.cli import main as cli_main
 
 pytestmark = pytest.mark.slow
 
-N_IMAGES = 24
+N_IMAGES = 60  # long enough for the signal to land before the end (images are recorded in groups, fast)
 WAIT_S = 120  # the longest wait for a point of a run (start-up included) before the test fails
 SHARED = sorted(COCO_DIR.glob("*.jpg"))
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}

@@ -30,7 +30,7 @@ import os
 import signal
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -159,11 +159,14 @@ class InputFiles:
 
 
 @contextlib.contextmanager
-def atomic_open(path: PathLike, mode: str = "w", *, encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+def atomic_open(
+    path: PathLike, mode: str = "w", *, encoding: str | None = "utf-8", sync_folder: bool = True
+) -> Iterator[IO[Any]]:
     """Open a temporary file beside `path` for writing; on a clean exit it is flushed, `fsync`ed and renamed over
     `path`; on an exception (Ctrl-C included) it is removed and `path` is left as it was.
 
-    `mode` is "w" (text, `encoding`) or "wb"."""
+    `mode` is "w" (text, `encoding`) or "wb". `sync_folder`: make the rename durable at once (`fsync_folder`);
+    False leaves that to the caller, who syncs the folder once for many files (before recording them as done)."""
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
     target = Path(path)
@@ -181,7 +184,8 @@ def atomic_open(path: PathLike, mode: str = "w", *, encoding: str | None = "utf-
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_folder(folder)
+    if sync_folder:
+        fsync_folder(folder)
 
 
 @contextlib.contextmanager
@@ -212,11 +216,11 @@ def replace_durably(source: PathLike, target: PathLike) -> None:
     with contextlib.suppress(OSError):
         os.chmod(source, 0o666 & ~_UMASK)
     os.replace(source, target)
-    _fsync_folder(Path(target).parent if str(Path(target).parent) else Path("."))
+    fsync_folder(Path(target).parent if str(Path(target).parent) else Path("."))
 
 
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX; a no-op where folders cannot be opened)."""
+def fsync_folder(folder: PathLike) -> None:
+    """Make the renames into `folder` durable (POSIX; a no-op where folders cannot be opened)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -242,12 +246,15 @@ def _finite(value: Any) -> Any:
 def json_text(value: Any, **kwargs: Any) -> str:
     """`json.dumps(value, **kwargs)` that is always valid JSON: a NaN or infinite float (a diverged loss, a metric
     with nothing to measure) is written as null, never as the `NaN` / `Infinity` that strict JSON readers reject."""
-    return json.dumps(_finite(value), allow_nan=False, **kwargs)
+    try:  # the common case, at json's speed: nothing to replace
+        return json.dumps(value, allow_nan=False, **kwargs)
+    except ValueError:
+        return json.dumps(_finite(value), allow_nan=False, **kwargs)
 
 
-def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+def atomic_write_bytes(path: PathLike, data: bytes, *, sync_folder: bool = True) -> None:
     """Write `data` to `path` atomically (see `atomic_open`)."""
-    with atomic_open(path, "wb") as handle:
+    with atomic_open(path, "wb", sync_folder=sync_folder) as handle:
         handle.write(data)
 
 
@@ -408,9 +415,16 @@ class Journal:
         return self._file is not None
 
     def write(self, entry: dict[str, Any]) -> None:
+        """Record one finished image (flushed and fsynced before this returns)."""
+        self.write_many([entry])
+
+    def write_many(self, entries: Sequence[dict[str, Any]]) -> None:
+        """Record several finished images with one write and one fsync (a group commit)."""
+        if not entries:
+            return
         if self._file is None:
             self._start()
-        self._file.write(json_text(entry) + "\n")
+        self._file.write("".join(json_text(entry) + "\n" for entry in entries))
         self._file.flush()
         os.fsync(self._file.fileno())
 
