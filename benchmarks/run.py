@@ -493,8 +493,8 @@ def bench_backends(
     try:
         import onnxruntime  # noqa: F401
 
-        from vitpose.inference.backends.onnx import OnnxPoseModel, quantize_onnx_int8
         from vitpose.export import export_onnx
+        from vitpose.inference.backends.onnx import OnnxPoseModel, quantize_onnx_int8
 
         def onnx_fp32() -> Any:
             with quiet():
