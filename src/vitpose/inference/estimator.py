@@ -273,9 +273,9 @@ class PoseEstimator:
         at a time on the I/O pool, while a thread detects and crops the next batch and another runs the network
         and decodes the heatmaps of the one before; the caller gets each result as soon as its batch is done. The
         results, their order and the errors are those of running the stages one after another; memory is bounded
-        by the stages' queues (a few image batches of decoded images, two network batches of crops), not by the
-        input. Closing the iterator early (or an interruption) stops the stages and waits for the network batch
-        in progress.
+        by the stages' queues (a few image batches of decoded images, up to four network batches of crops), not
+        by the input. Closing the iterator early (or an interruption) stops the stages and waits for the network
+        batch in progress.
 
         errors: "raise" stops at the first unreadable input; "report" yields a `FailedImage` in its place and goes
         on (what `vitpose predict` does).
