@@ -281,3 +281,23 @@ def test_warnings_raised_on_the_stages_reach_the_caller_and_leave_the_warning_st
     skipped = [w for w in caught if issubclass(w.category, SkippedBoxesWarning)]
     assert sorted(str(w.message).split(":")[0] for w in skipped) == sorted(paths)
     assert (warnings.showwarning, list(warnings.filters)) == before
+
+
+def test_stages_run_in_the_callers_context():
+    """Context variables (a service request's deadline and cancellation) hold on the stages' threads: the service
+    times out and cancels a request's network calls made there as it does in the request's own thread."""
+    import contextvars
+
+    request = contextvars.ContextVar("request", default=None)
+    token = request.set("request 7")
+    try:
+        seen = list(ordered_map(lambda i: (i, request.get()), range(3), window=2))
+
+        def items():
+            yield request.get()
+
+        staged = list(background(items(), maxsize=1, name="ctx"))
+    finally:
+        request.reset(token)
+    assert seen == [(0, "request 7"), (1, "request 7"), (2, "request 7")]
+    assert staged == ["request 7"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import os
 import queue
 import sys
@@ -181,7 +182,8 @@ def ordered_map(
 ) -> Iterator[Any]:
     """`fn` over `items` on a worker pool, at most `window` calls in flight, the results yielded in input order.
 
-    `items` is pulled from the calling thread, `window` ahead of what was yielded: memory is bounded by `window`
+    `items` is pulled from the calling thread, `window` ahead of what was yielded (each call runs in a copy of the
+    caller's `contextvars` context): memory is bounded by `window`
     results, not by the input. An exception of `fn(item)` is raised when that item's turn comes, and one of `items`
     itself after the results of the items before it. Closing the generator (or an exception in the consumer)
     cancels the calls not started and waits for those running, so that no call outlives it.
@@ -205,7 +207,7 @@ def ordered_map(
                 while pending:
                     yield pending.popleft().result()
                 raise
-            pending.append(pool.submit(fn, item))
+            pending.append(pool.submit(contextvars.copy_context().run, fn, item))  # in the caller's context
             if len(pending) >= max(1, window):
                 yield pending.popleft().result()
         while pending:
@@ -252,8 +254,8 @@ def background(items: Iterable[Any], *, maxsize: int, name: str) -> Iterator[Any
     exception of `items` is raised in the consumer at its place in the stream (after the items before it). Closing
     the generator (the consumer stops early, or is interrupted) stops the thread at its next item and waits for it:
     nothing of the stage runs once the generator is closed. The thread runs under the consumer's inference and
-    grad modes (both are per thread in PyTorch); while it runs, the process's GIL switch interval is
-    `JOB_SWITCH_INTERVAL`.
+    grad modes (both are per thread in PyTorch) and in a copy of its `contextvars` context; while it runs, the
+    process's GIL switch interval is `JOB_SWITCH_INTERVAL`.
 
     Args:
         items: an iterable (a generator is closed on the stage's thread when the stage ends).
@@ -288,7 +290,11 @@ def background(items: Iterable[Any], *, maxsize: int, name: str) -> Iterator[Any
             if close is not None:
                 close()
 
-    thread = threading.Thread(target=produce, name=f"vitpose-{name}", daemon=True)
+    # The stage runs in a copy of the consumer's context: its context variables (a service request's deadline and
+    # cancellation) hold on the stage's thread as they would in the consumer's.
+    thread = threading.Thread(
+        target=contextvars.copy_context().run, args=(produce,), name=f"vitpose-{name}", daemon=True
+    )
     switch = job_switch_interval()
     switch.__enter__()
     thread.start()

@@ -18,6 +18,7 @@ that went away, which drops its queued crops before they reach the network (`Req
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections import deque
@@ -118,7 +119,11 @@ class MicroBatcher:
         self.dropped = 0
         self.on_batch: Callable[[int, float], None] | None = None
         self._cond = threading.Condition()
-        self._local = threading.local()
+        # The ticket of the request being served, as a context variable: it follows the request into the threads
+        # of the estimator's stages (`vitpose.parallel` runs them in a copy of the caller's context).
+        self._ticket: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar(
+            f"vitpose-ticket-{id(self)}", default=None
+        )
         # Bounded by admission (each admitted request has at most one call waiting), not by the queue itself.
         self._queue: deque[_Job] = deque()
         self._closed = True
@@ -168,11 +173,11 @@ class MicroBatcher:
     def serving(self, ticket: Ticket) -> Iterator[Ticket]:
         """This thread works for `ticket`'s request in the block: its calls carry the ticket's deadline and
         cancellation."""
-        self._local.ticket = ticket
+        token = self._ticket.set(ticket)
         try:
             yield ticket
         finally:
-            self._local.ticket = None
+            self._ticket.reset(token)
 
     @contextmanager
     def admit(self, ticket: Ticket | None = None) -> Iterator[Ticket]:
@@ -187,8 +192,9 @@ class MicroBatcher:
 
     @property
     def ticket(self) -> Ticket | None:
-        """The ticket of the request this thread is serving (None outside `admit`)."""
-        return getattr(self._local, "ticket", None)
+        """The ticket of the request this thread is serving (None outside `admit`), also on the threads of the
+        estimator's stages working for it."""
+        return self._ticket.get()
 
     @property
     def full(self) -> bool:
