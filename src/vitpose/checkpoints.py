@@ -176,6 +176,12 @@ def _fuse_from_file(tensors: list[torch.Tensor], names: list[str], state: Mappin
     return fused
 
 
+KNOWLEDGE_TOKEN_KEY = "backbone.embeddings.knowledge_token"
+"""The knowledge token's key in the hub format (a vitpose extension: transformers' ViTPose has no such weight, and
+loading such a checkpoint there drops it with a warning about unused weights, so its outputs are those of the model
+without the token)."""
+
+
 def hf_to_native(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """transformers hub keys -> vitpose (original) keys; separate q/k/v are fused into one qkv."""
     out: dict[str, torch.Tensor] = {}
@@ -184,6 +190,8 @@ def hf_to_native(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for key, value in state.items():
         if key == "backbone.embeddings.position_embeddings":
             out["backbone.pos_embed"] = value
+        elif key == KNOWLEDGE_TOKEN_KEY:
+            out["backbone.knowledge_token"] = value
         elif key.startswith("backbone.embeddings.patch_embeddings.projection."):
             out["backbone.patch_embed.proj." + key.rsplit(".", 1)[1]] = value
         elif key.startswith("backbone.layernorm."):
@@ -230,6 +238,8 @@ def native_to_hf(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for key, value in state.items():
         if key == "backbone.pos_embed":
             out["backbone.embeddings.position_embeddings"] = value
+        elif key == "backbone.knowledge_token":
+            out[KNOWLEDGE_TOKEN_KEY] = value
         elif key.startswith("backbone.patch_embed.proj."):
             out["backbone.embeddings.patch_embeddings.projection." + key.rsplit(".", 1)[1]] = value
         elif key.startswith("backbone.last_norm."):
@@ -347,6 +357,7 @@ def _infer_config(state: Mapping[str, torch.Tensor]) -> VitPoseConfig:
         part_features=part,
         layer_norm_eps=1e-6,  # the original's LayerNorm eps
         qkv_bias="backbone.blocks.0.attn.qkv.bias" in state,
+        knowledge_token="backbone.knowledge_token" in state,
     )
     config = VitPoseConfig(
         backbone_config=backbone,

@@ -152,6 +152,7 @@ BACKBONE_BOUNDS: dict[str, Bound] = {
     "layer_norm_eps": Bound("float", 0, 1, open_low=True),
     "qkv_bias": Bound("bool"),
     "out_indices": Bound("ints", -65, 64, none=True, max_len=65),
+    "knowledge_token": Bound("bool"),
 }
 MODEL_BOUNDS: dict[str, Bound] = {
     "num_labels": Bound("int", 1, 1024, none=True),
@@ -394,7 +395,7 @@ def preset_config(
     if input_size is not None:
         width, height = parse_input_size(input_size)
         backbone["image_size"] = [height, width]
-    backbone_fields = set(VitPoseBackboneConfig().to_dict())
+    backbone_fields = set(VitPoseBackboneConfig().to_dict()) | {"knowledge_token"}  # written only when set
     model_kwargs: dict[str, Any] = {}
     for key, value in overrides.items():
         (backbone if key in backbone_fields else model_kwargs)[key] = value
@@ -471,6 +472,7 @@ class VitPoseBackboneConfig:
         qkv_bias: bool = True,
         out_indices: Sequence[int] | None = None,
         out_features: Sequence[str] | None = None,
+        knowledge_token: bool = False,
         **kwargs: Any,
     ) -> None:
         b = BACKBONE_BOUNDS
@@ -493,6 +495,9 @@ class VitPoseBackboneConfig:
         self.initializer_range = checked("initializer_range", initializer_range, b["initializer_range"])
         self.layer_norm_eps = checked("layer_norm_eps", layer_norm_eps, b["layer_norm_eps"])
         self.qkv_bias = checked("qkv_bias", qkv_bias, b["qkv_bias"])
+        # The paper's knowledge token (transferability): one learnable token beside the patch tokens, seen by every
+        # attention layer, dropped before the feature map. A vitpose extension: transformers' ViTPose has none.
+        self.knowledge_token = checked("knowledge_token", knowledge_token, b["knowledge_token"])
         stage_names = self.stage_names
         out_indices = checked("out_indices", out_indices, b["out_indices"])
         if out_indices is None and out_features is not None:
@@ -544,7 +549,8 @@ class VitPoseBackboneConfig:
         if self.is_moe:
             block += (self.num_experts - 1) * (mlp + 1) * self.part_features  # the experts replace part of fc2
         patch = self.num_channels * width * self.patch_size[0] * self.patch_size[1] + width
-        return self.num_hidden_layers * block + patch + (max(rows * cols, 0) + 1) * width + 2 * width
+        token = width if self.knowledge_token else 0
+        return self.num_hidden_layers * block + patch + (max(rows * cols, 0) + 1) * width + 2 * width + token
 
     def validate(self) -> None:
         """The checks across fields (each field's own type and range are checked on construction, `checked`)."""
@@ -612,6 +618,8 @@ class VitPoseBackboneConfig:
             out_features=self.out_features,
             stage_names=self.stage_names,
         )
+        if self.knowledge_token:  # written only where there is one: other configs stay byte-identical
+            out["knowledge_token"] = True
         return out
 
     @classmethod

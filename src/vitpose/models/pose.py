@@ -90,6 +90,9 @@ class VitPoseForPoseEstimation(nn.Module):
                     nn.init.zeros_(module.bias)
         if not self.backbone.pos_embed.is_meta:
             nn.init.trunc_normal_(self.backbone.pos_embed, std=std, a=-2 * std, b=2 * std)
+        token = self.backbone.knowledge_token
+        if token is not None and not token.is_meta:  # as the position embedding (and timm's class token)
+            nn.init.trunc_normal_(token, std=std, a=-2 * std, b=2 * std)
 
     @classmethod
     def from_pretrained(

@@ -155,6 +155,9 @@ class VitPoseBackbone(nn.Module):
         self.patch_embed = PatchEmbed(config)
         # One slot more than there are patches: the (absent) class token's slot is added to every token.
         self.pos_embed = nn.Parameter(torch.zeros(1, rows * cols + 1, config.hidden_size))
+        # The knowledge token (config.knowledge_token): (1, 1, C), prepended to the tokens after the position
+        # embedding, dropped after the last block; absent (no parameter) otherwise.
+        self.knowledge_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size)) if config.knowledge_token else None
         n = config.num_hidden_layers
         rates = [config.drop_path_rate * i / max(n - 1, 1) for i in range(n)]  # linear in depth, as timm
         self.blocks = nn.ModuleList(Block(config, rate) for rate in rates)
@@ -170,12 +173,17 @@ class VitPoseBackbone(nn.Module):
         when a list is given (the embedding output first, as transformers does)."""
         x = self.patch_embed(pixel_values)
         x = x + self.pos_embed[:, 1:] + self.pos_embed[:, :1]
+        token = self.knowledge_token
+        if token is not None:  # one more token for every attention layer; the heads never see it
+            x = torch.cat([token.to(x.dtype).expand(x.shape[0], -1, -1), x], dim=1)
         if hidden_states is not None:
             hidden_states.append(x)
         for block in self.blocks[: self.config.feature_layer]:
             x = block(x, groups)
             if hidden_states is not None:
                 hidden_states.append(x)
+        if token is not None:
+            x = x[:, 1:]
         x = self.last_norm(x)
         b, _, c = x.shape
         return x.transpose(1, 2).reshape(b, c, *self.grid_size)
