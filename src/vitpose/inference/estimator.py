@@ -317,7 +317,7 @@ class PoseEstimator:
 
     # ------------------------------------------------------------------ the stages
     def _prepare(self, reads, given, given_scores, errors, image_batch) -> Iterator[_Chunk | _Batch]:
-        """Read images -> per `image_batch` images: a `_Chunk` (boxes, crop regions), then its `_Batch`es of crops."""
+        """Read images -> per `image_batch` images: its `_Batch`es of crops, then its `_Chunk` (which ends it)."""
         chunk: list[tuple[int, np.ndarray | None, str | None, FailedImage | None]] = []
         count = 0
         try:
@@ -406,11 +406,9 @@ class PoseEstimator:
             per_image=per_image,
             centers=centers,
             scales=scales,
+            num_keypoints=self.dataset.num_keypoints,
         )
-        yield info
         total = info.total
-        if not total:
-            return
         # Crop `batch_size` boxes at a time (the boxes of several images share a batch, one image's boxes may span
         # batches): memory is bounded by the batch size, not by the number of boxes. Each crop is a function of its
         # own box only, so the results equal those of cropping all at once.
@@ -433,50 +431,40 @@ class PoseEstimator:
                     batch_scales.append(scales[i][lo:hi])
             # Fused crop + normalise (on the GPU when the model is there).
             pixel_values = self.processor.crop_regions(batch_images, batch_centers, batch_scales, device=self.device)
-            yield _Batch(start, stop, pixel_values.to(self.device, self.model.dtype))
+            yield _Batch(info, slice(start, stop), pixel_values.to(self.device, self.model.dtype))
+        yield info  # after its batches: the network stage has decoded them all when it gets it
 
     def _infer(self, prepared: Iterator[_Chunk | _Batch]) -> Iterator[list[tuple[Any, np.ndarray | None]]]:
-        """Crops -> heatmaps -> keypoints, then per chunk its results in input order (with the decoded images)."""
+        """Crops -> heatmaps -> keypoints (into their chunk), then per chunk its results in input order (with the
+        decoded images)."""
         index = self.dataset_index if self.model.config.selects_dataset else None
         pairs = self.dataset.flip_pairs_array() if self.flip_test and self._layout_declared else None
-        k = self.dataset.num_keypoints
         try:
             with torch.inference_mode():  # per thread in PyTorch: this stage's own
-                yield from self._infer_items(prepared, index, pairs, k)
+                for item in prepared:
+                    if isinstance(item, _Batch):
+                        chunk, rows = item.chunk, item.rows
+                        heatmaps = self.model(
+                            item.pixel_values, dataset_index=index, flip_test=self.flip_test, flip_pairs=pairs
+                        ).heatmaps
+                        chunk.keypoints[rows], chunk.kpt_scores[rows] = self.codec.decode(
+                            heatmaps, chunk.all_centers[rows], chunk.all_scales[rows]
+                        )
+                        del heatmaps, item
+                        continue
+                    results = self._results(item)
+                    yield [
+                        (item.failures[position], None)
+                        if position in item.failures
+                        else (results[position], item.rgbs[position])
+                        for position in item.order
+                    ]
         finally:
             prepared.close()
 
-    def _infer_items(self, prepared, index, pairs, k) -> Iterator[list[tuple[Any, np.ndarray | None]]]:
-        chunk: _Chunk | None = None
-        keypoints = kpt_scores = np.zeros((0, k, 2), np.float32)
-        done = 0
-        for item in prepared:
-            if isinstance(item, _Chunk):
-                chunk, done = item, 0
-                keypoints = np.zeros((chunk.total, k, 2), np.float32)
-                kpt_scores = np.zeros((chunk.total, k), np.float32)
-            else:
-                assert chunk is not None
-                heatmaps = self.model(
-                    item.pixel_values, dataset_index=index, flip_test=self.flip_test, flip_pairs=pairs
-                ).heatmaps
-                keypoints[item.start : item.stop], kpt_scores[item.start : item.stop] = self.codec.decode(
-                    heatmaps, chunk.all_centers[item.start : item.stop], chunk.all_scales[item.start : item.stop]
-                )
-                done = item.stop
-                del heatmaps, item
-            if chunk is not None and done == chunk.total:
-                results = self._results(chunk, keypoints, kpt_scores)
-                yield [
-                    (chunk.failures[position], None)
-                    if position in chunk.failures
-                    else (results[position], chunk.rgbs[position])
-                    for position in chunk.order
-                ]
-                chunk = None
-
-    def _results(self, chunk: _Chunk, keypoints: np.ndarray, kpt_scores: np.ndarray) -> dict[int, PoseResult]:
+    def _results(self, chunk: _Chunk) -> dict[int, PoseResult]:
         """A chunk's keypoints -> one `PoseResult` per image: rescoring, then OKS-NMS over detected people."""
+        keypoints, kpt_scores = chunk.keypoints, chunk.kpt_scores
         results: dict[int, PoseResult] = {}
         offset = 0
         for (position, rgb, name), s in zip(chunk.ready, chunk.scales, strict=True):
@@ -524,7 +512,8 @@ def _read_one(item: tuple[int, ImageSource], errors: str) -> tuple[int, Any, Any
 
 @dataclass
 class _Chunk:
-    """One `image_batch` of images between the stages: their boxes and crop regions, and how to put them back."""
+    """One `image_batch` of images between the stages: their boxes and crop regions, the keypoints the network
+    stage decodes into (`keypoints` (total, K, 2), `kpt_scores` (total, K)), and how to put them back."""
 
     rgbs: dict[int, np.ndarray]
     order: list[int]
@@ -533,6 +522,7 @@ class _Chunk:
     per_image: dict[int, tuple[np.ndarray, np.ndarray, bool, Any]]
     centers: list[np.ndarray]
     scales: list[np.ndarray]
+    num_keypoints: int
 
     def __post_init__(self) -> None:
         counts = [len(c) for c in self.centers]
@@ -541,14 +531,16 @@ class _Chunk:
         empty = np.zeros((0, 2), np.float64)
         self.all_centers = np.concatenate(self.centers) if self.centers else empty
         self.all_scales = np.concatenate(self.scales) if self.scales else empty
+        self.keypoints = np.zeros((self.total, self.num_keypoints, 2), np.float32)
+        self.kpt_scores = np.zeros((self.total, self.num_keypoints), np.float32)
 
 
 @dataclass
 class _Batch:
-    """One network batch of a chunk's crops: rows start:stop of its boxes."""
+    """One network batch of a chunk's crops: the `rows` of its boxes."""
 
-    start: int
-    stop: int
+    chunk: _Chunk
+    rows: slice
     pixel_values: torch.Tensor
 
 
