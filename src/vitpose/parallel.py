@@ -224,26 +224,25 @@ JOB_SWITCH_INTERVAL = 0.0002
 run. Python's default, 5 ms, makes the network's thread wait up to 5 ms for the GIL after each of its operations
 whenever another stage runs Python code: a convoy that halved a tiny model's throughput on two cores."""
 _switch_lock = threading.Lock()
-_switch_users: list[float] = []  # the interval to restore, while any job's stages run
+_switch = {"users": 0, "before": 0.0}  # blocks running, and the interval the process had before the first
 
 
 @contextlib.contextmanager
 def job_switch_interval() -> Iterator[None]:
-    """`JOB_SWITCH_INTERVAL` while the block runs (the longest-running of nested or concurrent blocks restores the
+    """`JOB_SWITCH_INTERVAL` while the block runs (the last of nested or concurrent blocks to end restores the
     interval the process had before the first one)."""
     with _switch_lock:
-        if not _switch_users:
-            _switch_users.append(sys.getswitchinterval())
-            sys.setswitchinterval(min(JOB_SWITCH_INTERVAL, sys.getswitchinterval()))
-        else:
-            _switch_users.append(_switch_users[0])
+        if not _switch["users"]:
+            _switch["before"] = sys.getswitchinterval()
+            sys.setswitchinterval(min(JOB_SWITCH_INTERVAL, _switch["before"]))
+        _switch["users"] += 1
     try:
         yield
     finally:
         with _switch_lock:
-            before = _switch_users.pop()
-            if not _switch_users:
-                sys.setswitchinterval(before)
+            _switch["users"] -= 1
+            if not _switch["users"]:
+                sys.setswitchinterval(_switch["before"])
 
 
 def background(items: Iterable[Any], *, maxsize: int, name: str) -> Iterator[Any]:
@@ -295,18 +294,16 @@ def background(items: Iterable[Any], *, maxsize: int, name: str) -> Iterator[Any
     thread = threading.Thread(
         target=contextvars.copy_context().run, args=(produce,), name=f"vitpose-{name}", daemon=True
     )
-    switch = job_switch_interval()
-    switch.__enter__()
-    thread.start()
-    try:
-        while True:
-            kind, value = handover.get()
-            if kind is _END:
-                if value is not None:
-                    raise value
-                return
-            yield value
-    finally:
-        stop.set()
-        thread.join()
-        switch.__exit__(None, None, None)
+    with job_switch_interval():
+        thread.start()
+        try:
+            while True:
+                kind, value = handover.get()
+                if kind is _END:
+                    if value is not None:
+                        raise value
+                    return
+                yield value
+        finally:
+            stop.set()
+            thread.join()
