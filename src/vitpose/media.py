@@ -428,10 +428,11 @@ def _decode(source: Any, path: str) -> np.ndarray:
     # Pillow's notes about the file are caught and said again naming it, where that is safe: catching warnings
     # changes the process's warning state, which threads share; on the job's worker threads (decoding side by
     # side) they pass through as Pillow gives them.
-    capture = warnings.catch_warnings(record=True) if _on_main_thread() else contextlib.nullcontext([])
+    main = threading.current_thread() is threading.main_thread()
+    capture = warnings.catch_warnings(record=True) if main else contextlib.nullcontext([])
     try:
         with capture as caught:
-            if _on_main_thread():
+            if main:
                 warnings.simplefilter("always")
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is checked below
             with Image.open(source) as image:  # reads the header only
@@ -470,10 +471,6 @@ def _decode(source: Any, path: str) -> np.ndarray:
             if not issubclass(seen.category, Image.DecompressionBombWarning):
                 warnings.warn(f"{path}: {seen.message}", ImageReadWarning, stacklevel=4)
     return rgb
-
-
-def _on_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
 
 
 def _bomb(path: str, size: str, limit: int | None) -> ImageReadError:

@@ -204,16 +204,14 @@ def run(args: argparse.Namespace) -> int:
                 with protected():
                     commit()
                 last_commit = time.monotonic()
-        with protected():
-            commit()
     except KeyboardInterrupt:
         interrupted = True
     finally:
         if rendered is not None:
             rendered.close()
         if journal is not None:
-            with protected(raise_pending=False):  # what is written and received is recorded, interrupted or not
-                commit()
+            with protected(raise_pending=False):  # the last group: what is written and received is recorded,
+                commit()  # at the end of the run and when it is interrupted
         if progress is not None:
             progress.close()
         if stream is not None:
