@@ -229,8 +229,8 @@ def draw_poses(
             corners = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]])
             _draw_segments(canvas, corners, np.roll(corners, -1, axis=0), [box_rgb] * 4, thickness, lo, hi)
 
-    # Every person's links are clipped at once (numpy), then drawn person by person in the same order as one at a
-    # time: links, then keypoints.
+    # Person by person, in the order of drawing one segment at a time: the person's visible links, clipped all at
+    # once (numpy), then its keypoints.
     both = visible[:, links[:, 0]] & visible[:, links[:, 1]] if len(links) else np.zeros((n, 0), bool)
     for person in range(n):
         shown = np.flatnonzero(both[person])
