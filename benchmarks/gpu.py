@@ -88,11 +88,11 @@ from run import (
     time_pair,
 )
 
+from vitpose.device import DTYPE_ALIASES, resolve_dtype
+
 STARTED = time.monotonic()  # the budget counts from here (after importing torch; transformers comes later)
 COCO_DIR = ROOT.parent / "shared" / "data" / "coco"
 DOC_EXAMPLE = ROOT / "examples" / "transformers_doc_example.py"
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-CLI_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 TARGET_CROPS_S = 2000.0  # ViT-B, batch 64, fp16
 TARGET_PREDICT = 10.0  # vitpose predict / the documentation's loop
 MAX_COMPILE_S = 150.0  # the compile subprocess gets at most this (the rest of the budget if less)
@@ -369,7 +369,7 @@ def make_pair(ctx: Context, checkpoint: str | None) -> Pair:
 
 def cast(model: Any, dtype: str) -> Any:
     """The model itself for fp32, else a copy in `dtype` (the fp32 one stays for the other lines)."""
-    return model if dtype == "fp32" else copy.deepcopy(model).to(DTYPES[dtype])
+    return model if dtype == "fp32" else copy.deepcopy(model).to(resolve_dtype(dtype))
 
 
 def input_shape(model: Any) -> tuple[int, int]:
@@ -429,7 +429,7 @@ def bench_drift(ctx: Context, pair: Pair) -> None:
             model = cast(pair.ours, dtype)
             resident = ctx.memory.reset()
             with torch.inference_mode():
-                heatmaps = model(pixel_values.to(DTYPES[dtype])).heatmaps.float()
+                heatmaps = model(pixel_values.to(resolve_dtype(dtype))).heatmaps.float()
             memory = ctx.memory.text(resident)
             relative = float((heatmaps - reference).abs().max() / reference.abs().max())
             distance = np.linalg.norm(all_keypoints(proc, heatmaps, boxes) - ref_keypoints, axis=-1)
@@ -451,7 +451,7 @@ def bench_drift(ctx: Context, pair: Pair) -> None:
 def network_line(ctx: Context, model: Any, name: str, dtype: str, batch: int) -> float:
     """Time the forward of one (model, dtype, batch); add its row; return crops/s."""
     height, width = input_shape(model)
-    pixel_values = torch.randn(batch, 3, height, width, device=ctx.device, dtype=DTYPES[dtype])
+    pixel_values = torch.randn(batch, 3, height, width, device=ctx.device, dtype=resolve_dtype(dtype))
     resident = ctx.memory.reset()
     with torch.inference_mode():
         times = time_pair(
@@ -489,7 +489,9 @@ def bench_networks(
                 continue
         for dtype in ctx.mode.dtypes:
             convert = (
-                functools.partial(cast, fp32, dtype) if preset is None else functools.partial(fp32.to, DTYPES[dtype])
+                functools.partial(cast, fp32, dtype)
+                if preset is None
+                else functools.partial(fp32.to, resolve_dtype(dtype))
             )
             model = ctx.attempt(3, f"network, {label}, {dtype}: converting", convert)
             if model is None:
@@ -588,7 +590,7 @@ def compile_worker(spec: dict[str, Any]) -> int:
     deadline = time.monotonic() + float(spec["seconds"])
     torch.set_num_threads(int(spec["threads"]))
     device = torch.device(spec["device"])
-    dtype = DTYPES[spec["dtype"]]
+    dtype = resolve_dtype(spec["dtype"])
     model = build_network(spec["preset"], spec["overrides"], device).to(dtype)
     for mode, batch in spec["jobs"]:
         started = time.monotonic()
@@ -660,7 +662,7 @@ def bench_transformers_network(ctx: Context, pair: Pair) -> None:
         for batch in ctx.mode.hf_batches:
 
             def one(batch: int = batch, dtype: str = dtype, hf: Any = hf, ours: Any = ours) -> None:
-                pixel_values = torch.randn(batch, 3, height, width, device=ctx.device, dtype=DTYPES[dtype])
+                pixel_values = torch.randn(batch, 3, height, width, device=ctx.device, dtype=resolve_dtype(dtype))
                 with torch.inference_mode():
                     resident = ctx.memory.reset()
                     hf(pixel_values=pixel_values)
@@ -711,7 +713,7 @@ def bench_stage(ctx: Context, pair: Pair) -> None:
             def transformers_stage() -> Any:
                 inputs = hf_proc(images, boxes=boxes, return_tensors="pt")
                 with torch.inference_mode():
-                    heatmaps = hf(pixel_values=inputs["pixel_values"].to(ctx.device, DTYPES[dtype])).heatmaps
+                    heatmaps = hf(pixel_values=inputs["pixel_values"].to(ctx.device, resolve_dtype(dtype))).heatmaps
                 return hf_proc.post_process_pose_estimation(_Outputs(heatmaps.float()), boxes=boxes)
 
             with warnings.catch_warnings():
@@ -768,7 +770,7 @@ def predict_argv(
 
     base = ["predict", str(folder), "--model", str(checkpoint), "--boxes", str(boxes), "--annotations",
             str(annotations), "--device", str(ctx.device), "--out", str(out)]  # fmt: skip
-    dtype = CLI_DTYPES[ctx.mode.predict_dtype]
+    dtype = DTYPE_ALIASES[ctx.mode.predict_dtype]
     with_dtype = [*base, "--dtype", dtype]
     with contextlib.redirect_stderr(io.StringIO()):
         try:
