@@ -28,7 +28,7 @@ from vitpose.cli import main as cli_main
 
 pytestmark = pytest.mark.slow
 
-N_IMAGES = 60  # long enough for the signal to land before the end (images are recorded in groups, fast)
+N_IMAGES = 60  # long enough for the signal to land before the end (see `photos`: the second half is slow)
 WAIT_S = 120  # the longest wait for a point of a run (start-up included) before the test fails
 SHARED = sorted(COCO_DIR.glob("*.jpg"))
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
@@ -41,10 +41,22 @@ def checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> Path:
-    """N_IMAGES copies of the shared COCO images (their four sizes in turn), in a folder of their own."""
+    """N_IMAGES copies of the shared COCO images (their four sizes in turn), in a folder of their own.
+
+    The second half are the same photos enlarged to 12 megapixels: each costs tens of milliseconds to decode, draw
+    and encode on any machine, so the run's second half lasts seconds however fast the first goes, and a signal sent
+    at "half" lands before the end (the partial results grow in groups, every quarter of a second).
+    """
+    import cv2
+
     folder = tmp_path_factory.mktemp("photos")
     for i in range(N_IMAGES):
-        shutil.copy(SHARED[i % len(SHARED)], folder / f"img{i:02d}.jpg")
+        source, target = SHARED[i % len(SHARED)], folder / f"img{i:02d}.jpg"
+        if i < N_IMAGES // 2:
+            shutil.copy(source, target)
+        else:
+            large = cv2.resize(cv2.imread(str(source)), (4000, 3000), interpolation=cv2.INTER_LINEAR)
+            assert cv2.imwrite(str(target), large, [cv2.IMWRITE_JPEG_QUALITY, 95])
     return folder
 
 

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import warnings
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import pytest
 from conftest import COCO_DIR, make_hf_model, save_hf
 from vitpose.cli import main as cli_main
 from vitpose.errors import OutputError
-from vitpose.outputs import InputFiles, atomic_open, atomic_write_text, protected, stop_signals
+from vitpose.outputs import InputFiles, atomic_open, atomic_write_text, progress_bar, protected, stop_signals
 
 SHARED = sorted(COCO_DIR.glob("*.jpg"))
 MISSING_MODEL = "/nonexistent/never-loaded"
@@ -326,6 +327,31 @@ def test_a_signal_inside_protected_waits_for_the_end_of_the_block():
         steps.append("finished")
     assert steps == ["written", "finished"]
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handlers are restored
+
+
+def test_a_signal_while_a_progress_bar_is_built_comes_after_it(monkeypatch, capsys):
+    """Ctrl-C inside tqdm's constructor (found in CI: the signal came as `vitpose predict` set up) left a
+    half-built bar whose destructor printed "Exception ignored ... AttributeError" under the command's message."""
+    import tqdm
+
+    built = []
+
+    class Bar(tqdm.tqdm):
+        def __init__(self, *args, **kwargs) -> None:
+            os.kill(os.getpid(), signal.SIGINT)  # the signal lands before the bar has its attributes
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    with stop_signals() as interruption, pytest.raises(KeyboardInterrupt):
+        progress_bar(total=3, file=sys.stderr)
+    assert interruption.signal == "Ctrl-C"
+    assert len(built) == 1 and built[0].pos is not None  # whole: it closes cleanly
+    built[0].close()
+    with pytest.raises(KeyboardInterrupt), stop_signals():  # a plain tqdm would be cut in its constructor
+        Bar(total=3, file=sys.stderr)
+    assert len(built) == 1
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_json_text_is_always_strict_json():

@@ -46,6 +46,7 @@ __all__ = [
     "atomic_write_text",
     "files_of",
     "json_text",
+    "progress_bar",
     "protected",
     "read_journal",
     "replace_durably",
@@ -335,6 +336,19 @@ def protected(*, raise_pending: bool = True) -> Iterator[None]:
     if state._held == 0 and state._pending:
         state._pending = False
         raise KeyboardInterrupt
+
+
+def progress_bar(iterable: Any = None, **options: Any) -> Any:
+    """A tqdm progress bar (`tqdm(iterable, **options)`), built with Ctrl-C / SIGTERM held (`protected`).
+
+    A signal that lands inside tqdm's constructor leaves a half-built bar whose destructor prints a traceback
+    ("Exception ignored in tqdm.__del__") under the command's own message; held, the signal is raised once the bar
+    exists, and the bar closes cleanly with the run.
+    """
+    from tqdm import tqdm
+
+    with protected():
+        return tqdm(iterable, **options)
 
 
 def stop_signal() -> str:

@@ -27,6 +27,7 @@ from vitpose.outputs import (
     atomic_write_text,
     fsync_folder,
     json_text,
+    progress_bar,
     protected,
     read_journal,
     settings_changes,
@@ -93,8 +94,6 @@ def run(args: argparse.Namespace) -> int:
     check_engine_options(args, "predict")
     if args.engine == "ray":
         return run_ray(args)
-    from tqdm import tqdm
-
     from vitpose.integrations.shards import SHARDS_DIR
     from vitpose.media import FailedImage, expand_inputs
     from vitpose.parallel import io_pool, ordered_map
@@ -161,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         with protected():  # a signal during this block is raised at its end, inside the try: the journal is closed
             journal = Journal(out / STATE_NAME, "predict", settings, [done[p] for p in sorted(done)])
         stream = estimator.iter_predict([paths[p] for p in todo], errors="report", with_images=True)
-        progress = tqdm(total=len(paths), initial=resumed, unit="img", file=sys.stderr)
+        progress = progress_bar(total=len(paths), initial=resumed, unit="img", file=sys.stderr)
 
         def entries() -> Iterator[tuple[Any, Any, Any]]:
             """Each image's entry (in input order: the annotated copies' names are given out in that order)."""

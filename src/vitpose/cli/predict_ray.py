@@ -79,14 +79,12 @@ def check_engine_options(args: argparse.Namespace, command: str) -> None:
 def run_ray(args: argparse.Namespace) -> int:
     """`vitpose predict --engine ray`: 0, 1 when some inputs failed, 2 when there is nothing to process, 130 when
     interrupted (what is finished is written; --resume continues)."""
-    from tqdm import tqdm
-
     from vitpose.cli.common import add_model_files, estimator_from_args, worker_cpus
     from vitpose.cli.predict import PREDICTIONS_NAME, STATE_NAME, _settings, report_inputs
     from vitpose.integrations.ray import predict_dataset, ray_session, require_ray
     from vitpose.integrations.shards import ERRORS_NAME, SHARDS_DIR, ImageRecord, ShardedResults
     from vitpose.integrations.sources import expand_job_inputs, is_uri
-    from vitpose.outputs import InputFiles, protected, stop_signal
+    from vitpose.outputs import InputFiles, progress_bar, protected, stop_signal
 
     require_ray(args.address)  # before anything else: one line naming the extra, and Ray's settings
     refs, failures = expand_job_inputs(args.inputs, images=args.images)
@@ -147,7 +145,7 @@ def run_ray(args: argparse.Namespace) -> int:
             pending_images.clear()
             pending_people.clear()
 
-    progress = tqdm(total=len(refs), initial=len(done), unit="img", file=sys.stderr)
+    progress = progress_bar(total=len(refs), initial=len(done), unit="img", file=sys.stderr)
     try:
         if given_failures:
             for position, reason in given_failures.items():

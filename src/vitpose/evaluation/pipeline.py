@@ -37,7 +37,7 @@ from vitpose.errors import AnnotationError
 from vitpose.inference.estimator import PoseEstimator
 from vitpose.media import FailedImage, ImageReadWarning, find_image_files
 from vitpose.ops.oks import pose_nms
-from vitpose.outputs import protected
+from vitpose.outputs import progress_bar, protected
 
 METRIC_KEYS = ("AP", "AP50", "AP75", "APm", "APl", "AR")
 Runner = Callable[..., Iterator[Any]]
@@ -338,9 +338,7 @@ def evaluate(
         box_scores=[np.array([s for _, s, _ in per_image[ids[p]]], np.float64) for p in todo],
     )
     if progress:
-        from tqdm import tqdm
-
-        stream = tqdm(stream, total=len(ids), initial=len(done), unit="img", desc="evaluating")
+        stream = progress_bar(stream, total=len(ids), initial=len(done), unit="img", desc="evaluating")
     failed: dict[Any, FailedImage] = {}
 
     def merged() -> list[dict[str, Any]]:  # in the order of the images, as an uninterrupted run
@@ -482,9 +480,7 @@ def _evaluate_mpii(
     todo = [position for position in range(len(order)) if position not in done]
     stream = (runner or run_here)(estimator, [paths[order[p]] for p in todo], regions=[regions[p] for p in todo])
     if progress:
-        from tqdm import tqdm
-
-        stream = tqdm(stream, total=len(order), initial=len(done), unit="img", desc="evaluating")
+        stream = progress_bar(stream, total=len(order), initial=len(done), unit="img", desc="evaluating")
     keypoints = np.zeros((len(samples), info.num_keypoints, 2), np.float64)
     scores = np.zeros((len(samples), info.num_keypoints), np.float64)
     for record in done.values():  # what the interrupted run finished, as it computed it

@@ -44,7 +44,7 @@ import numpy as np
 from vitpose.errors import VitPoseError
 from vitpose.inference.results import PoseResult
 from vitpose.ops.oks import pose_nms
-from vitpose.outputs import protected
+from vitpose.outputs import progress_bar, protected
 from vitpose.parallel import background, io_pool, ordered_map
 from vitpose.video.io import (
     CameraSource,
@@ -563,8 +563,6 @@ def process_video(
             that gives no frame at all (a `VitPoseError` naming it; no empty JSON Lines file is left).
         OSError: a file that cannot be written (the codec missing from OpenCV's build).
     """
-    from tqdm import tqdm
-
     if out is None and jsonl is None:
         raise VitPoseError("nothing to write: give out= (an annotated video) and/or jsonl= (per-frame results)")
     if out is not None:
@@ -581,7 +579,9 @@ def process_video(
             video_writer = VideoWriter(out, video.source.fps)  # the size of the frames as decoded
         if jsonl is not None:
             lines = JsonlWriter(jsonl)
-        bar = tqdm(total=video.frame_count, unit="frame", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+        bar = progress_bar(
+            total=video.frame_count, unit="frame", file=sys.stderr, disable=not progress, dynamic_ncols=True
+        )
 
         def draw(frame: FrameResult) -> tuple[FrameResult, np.ndarray | None]:
             return frame, frame.draw(kpt_thr=kpt_thr) if video_writer is not None else None
