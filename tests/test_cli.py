@@ -206,12 +206,16 @@ def test_warnings_are_one_plain_line(capsys):
     assert capsys.readouterr().err == "vitpose video: warning: look out\n"
 
 
-def test_torchrun_entry_uses_the_same_handler(capsys):
-    from vitpose.cli import train
+def test_torchrun_entry_uses_the_same_handler(capsys, monkeypatch):
+    from vitpose.cli import common, distill, train
 
-    assert train.run is run
+    handled = []
+    monkeypatch.setattr(common, "run", lambda args: handled.append(args.command) or run(args))
     assert train.main(["train", "--model", "tiny"]) == 2
     assert capsys.readouterr().err.startswith("vitpose train: error: missing --train-annotations")
+    assert distill.main(["distill", "--student", "tiny"]) == 2
+    assert capsys.readouterr().err.startswith("vitpose distill: error: missing --train-annotations")
+    assert handled == ["train", "distill"]  # both through the one error handler
 
 
 @pytest.mark.slow

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -20,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import DATA, ROOT, make_hf_model, require_shared, save_hf
+from conftest import DATA, make_hf_model, require_shared, run_torchrun, save_hf
 from vitpose import VitPoseForPoseEstimation
 from vitpose.datasets import get_dataset_info
 from vitpose.evaluation import evaluate
@@ -606,6 +602,7 @@ def test_a_zero_loss_fn_leaves_the_weights_unchanged(coco_dir, tmp_path):
             "labels": ((4, 17, 16, 12), torch.float32),
             "label_weights": ((4, 17), torch.float32),
             "dataset_index": ((4,), torch.int64),
+            "sample_index": ((4,), torch.int64),
         }
         assert outputs.heatmaps.shape == (4, 17, 16, 12) and outputs.heatmaps.requires_grad
     assert [loss for loss, _ in logs] == [0.0] * 3
@@ -699,19 +696,7 @@ def test_torchrun_two_processes_match_one(coco_dir, tmp_path):
         "--epochs", "2", "--batch-size", "4", "--warmup-iters", "2", "--workers", "0", "--device", "cpu",
         "--seed", "3", "--quiet",
     ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "vitpose.cli.train", *args, "--out", str(tmp_path / "ddp")]  # fmt: skip
-    # A session of its own, so that a hang is cleaned up with its worker processes.
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # fmt: skip
-    try:
-        _, stderr = proc.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail("torchrun did not finish in 240 s")
-    assert proc.returncode == 0, stderr[-3000:]
+    run_torchrun("vitpose.cli.train", [*args, "--out", str(tmp_path / "ddp")])
     from vitpose.cli.train import main
 
     assert main([*args, "--out", str(tmp_path / "one")]) == 0

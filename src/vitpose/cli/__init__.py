@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The `vitpose` parser with every subcommand."""
     # Imported here, not at the top: `python -m vitpose.cli.train` (torchrun's form) imports this package first,
     # and runpy warns when the module it is about to run is already in sys.modules.
-    from vitpose.cli import convert, export, predict, serve, train, video
+    from vitpose.cli import convert, distill, export, predict, serve, train, video
     from vitpose.cli import eval as evaluate
 
     parser = argparse.ArgumentParser(prog="vitpose", description="ViTPose and ViTPose++ pose estimation.")
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_parser(sub)
     video.add_parser(sub)
     train.add_parser(sub)
+    distill.add_parser(sub)
     export.add_parser(sub)
     serve.add_parser(sub)
     convert.add_info_parser(sub)

@@ -50,8 +50,8 @@ DTYPE_HELP = (
     "setting), float32 on the CPU and MPS; float16 and bfloat16 are for GPUs (on a CPU they run, slowly)"
 )
 TRAIN_DTYPE_HELP = (
-    "not an option of train: training keeps float32 weights, and its precision is --amp (mixed precision: auto, "
-    "fp16, bf16, off)"
+    "not an option of training (train, distill): it keeps float32 weights, and its precision is --amp (mixed "
+    "precision: auto, fp16, bf16, off)"
 )
 _SUPPRESS = argparse.SUPPRESS
 
@@ -124,6 +124,8 @@ def add_model_options(
     *,
     model: Any = DEFAULT_MODEL,
     model_required: bool = False,
+    model_flag: str = "--model",
+    model_note: str = "",
     presets: bool = False,
     device: Any = "auto",
     dtype: Any = "auto",
@@ -140,23 +142,23 @@ def add_model_options(
     """--model, --device, --dtype, --batch-size, --flip-test and --dataset; None (False for --dataset) leaves one out.
 
     `model`, `device`, `dtype`, `batch_size`, `flip_test`: the defaults (SUPPRESS: unset unless given; None for
-    --model: unset, the command knows its default). `presets`: --model also takes a preset name, for training: there
-    --dtype is refused with a pointer to --amp (`add_dtype_option`). `dtype_note`: appended to the help of --dtype.
-    `flip_use`: where
-    the flip test applies, when not everywhere. `dataset_note`: appended to the help of --dataset. `dataset_type`:
-    instead of `dataset_arg`, a type built on it. `dataset_kwargs`: more argparse settings of --dataset (dest,
-    nargs, metavar, default).
+    --model: unset, the command knows its default). `model_flag`: the option's name (dest `model` whatever it is:
+    `vitpose distill --student`); `model_note`: prepended to its help. `presets`: --model also takes a preset name,
+    for training: there --dtype is refused with a pointer to --amp (`add_dtype_option`). `dtype_note`: appended to
+    the help of --dtype. `flip_use`: where the flip test applies, when not everywhere. `dataset_note`: appended to
+    the help of --dataset. `dataset_type`: instead of `dataset_arg`, a type built on it. `dataset_kwargs`: more
+    argparse settings of --dataset (dest, nargs, metavar, default).
     """
-    model_help = "checkpoint: hub id, hub-format directory or original ViTPose .pth"
+    model_help = model_note + "checkpoint: hub id, hub-format directory or original ViTPose .pth"
     if presets:
         model_help += (
             "; or a preset to train from scratch: tiny, small, base, large, huge (+ for ViTPose++, e.g. base+)"
         )
     if model_required:
-        parser.add_argument("--model", required=True, help=model_help)
+        parser.add_argument(model_flag, dest="model", required=True, help=model_help)
     else:
         shown = DEFAULT_MODEL if model is None else model
-        parser.add_argument("--model", default=model, help=model_help + _default(shown))
+        parser.add_argument(model_flag, dest="model", default=model, help=model_help + _default(shown))
     if device is not None:
         parser.add_argument(
             "--device", default=device, help="auto, cpu, cuda, cuda:N or mps" + _default(device, "auto")
@@ -333,6 +335,15 @@ def add_model_files(inputs: Any, model: Any, what: str = "the --model checkpoint
 
 
 # ---------------------------------------------------------------------------------------------- error handler
+def run_alone(add_parser: Any, description: str, argv: Any = None) -> int:
+    """One sub-command outside the `vitpose` entry point (`python -m vitpose.cli.train train ...`, the form to give
+    `torchrun -m`): a parser with only it, run by `run`."""
+    parser = argparse.ArgumentParser(prog="vitpose", description=description)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    return run(parser.parse_args(argv))
+
+
 def run(args: argparse.Namespace) -> int:
     """Run a parsed command (`args.func(args)`, `args.command` its name): its exit code.
 

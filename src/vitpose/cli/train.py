@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from vitpose.cli.common import add_model_options, dataset_arg, run
+from vitpose.cli.common import add_model_options, dataset_arg, run_alone
 from vitpose.errors import OutputError, VitPoseError
 
-__all__ = ["add_parser", "config_from_args", "main", "run_train"]
+__all__ = ["add_parser", "add_training_options", "check_out", "config_from_args", "main", "run_summary", "run_train"]
 
 _DESCRIPTION = """\
 Train or fine-tune with the original ViTPose recipe: AdamW with layer-wise lr decay, warm-up and step
@@ -72,12 +72,20 @@ def add_parser(subparsers: Any) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_training_options(p)
+    p.set_defaults(func=run_train)
+
+
+def add_training_options(p: argparse.ArgumentParser, *, model_flag: str = "--model", model_note: str = "") -> None:
+    """The options of `vitpose train` (the model, the data, the recipe, --out, --resume, --config), every one unset
+    unless given (the settings' defaults apply); `vitpose distill` has them too, with --student for --model."""
     S = argparse.SUPPRESS
     p.add_argument("--config", metavar="FILE", help="JSON file with the settings (same names as the flags)")
     add_model_options(
-        p, model=S, presets=True, device=S, batch_size=S, batch_help="global batch size over all processes (64)",
-        flip_test=S, flip_use="validation: ", dataset_type=_dataset, dest="datasets", nargs="+", metavar="D",
-        default=S, dataset_note="; one per training file (default: inferred from the file)",
+        p, model=S, model_flag=model_flag, model_note=model_note, presets=True, device=S, batch_size=S,
+        batch_help="global batch size over all processes (64)", flip_test=S, flip_use="validation: ",
+        dataset_type=_dataset, dest="datasets", nargs="+", metavar="D", default=S,
+        dataset_note="; one per training file (default: inferred from the file)",
     )  # fmt: skip
     p.add_argument("--train-annotations", nargs="+", metavar="FILE", default=S, help="COCO-format keypoint file(s)")
     p.add_argument("--train-images", nargs="+", metavar="DIR", default=S, help="image folder(s), one per file")
@@ -113,28 +121,42 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--save-interval", type=int, default=S, help="also write last/ every N steps (0 = off)")
     p.add_argument("--resume", action="store_true", default=S, help="continue from OUT/last")
     p.add_argument("--quiet", dest="progress", action="store_false", default=S, help="no progress bars")
-    p.set_defaults(func=run_train)
 
 
-def config_from_args(args: argparse.Namespace) -> Any:
-    """The `TrainConfig` of parsed arguments: the --config file's settings, overridden by the flags given."""
+def config_from_args(args: argparse.Namespace, kind: Any = None, flags: dict[str, str] | None = None) -> Any:
+    """The settings of parsed arguments (`kind`: `TrainConfig` by default; `DistillConfig` for distill): the
+    --config file's, overridden by the flags given. `flags` names the options of required settings whose flag is
+    not `--name` (distill: model -> --student)."""
     from vitpose.training import TrainConfig
 
+    kind = kind or TrainConfig
     given = {k: v for k, v in vars(args).items() if k not in ("config", "func", "command")}
     if getattr(args, "config", None):
-        return TrainConfig.from_json_file(args.config, **given)
+        return kind.from_json_file(args.config, **given)
+    flags = flags or {}
     missing = [
-        f"--{k.replace('_', '-')}" for k in ("model", "train_annotations", "train_images", "out") if k not in given
+        flags.get(k, f"--{k.replace('_', '-')}")
+        for k in ("model", "train_annotations", "train_images", "out")
+        if k not in given
     ]
     if missing:
         raise VitPoseError(f"missing {', '.join(missing)} (or give them in a --config file)")
-    return TrainConfig(**given)
+    return kind(**given)
 
 
-def _check_out(config: Any, config_file: str | None) -> None:
-    """Refuse an --out whose files (train_config.json, log.csv, training.png, last/, best/) would replace an input:
-    the annotations, the --model checkpoint (--resume reads OUT/last instead), the --config file (except
-    OUT/train_config.json, the run's own, which --resume reads)."""
+def check_out(
+    config: Any,
+    config_file: str | None,
+    *,
+    own_config: str = "train_config.json",
+    models: Sequence[tuple[str, Any]] = (),
+    files: Sequence[str] = (),
+    folders: Sequence[str] = (),
+) -> None:
+    """Refuse an --out whose files (`own_config`, log.csv, training.png, last/, best/, and `files` / `folders` of
+    the command) would replace an input: the annotations, the --model checkpoint (--resume reads OUT/last instead)
+    and the other checkpoints or files in `models` ((what, path) pairs: distill's --teacher and --token), the
+    --config file (except OUT/`own_config`, the run's own, which --resume reads)."""
     from pathlib import Path
 
     from vitpose.cli.common import add_model_files
@@ -147,11 +169,14 @@ def _check_out(config: Any, config_file: str | None) -> None:
             inputs.add(f"the --{option.replace('_', '-')} file", path)
     if not config.resume:  # --resume reads OUT/last, not --model
         add_model_files(inputs, config.model)
-    if config_file and Path(config_file).resolve() != (out / "train_config.json").resolve():
+    for what, path in models:
+        if path is not None:
+            add_model_files(inputs, path, what)
+    if config_file and Path(config_file).resolve() != (out / own_config).resolve():
         inputs.add("the --config file", config_file)
-    writes = [out / name for name in ("train_config.json", "log.csv", "training.png")]
+    writes = [out / name for name in (own_config, "log.csv", "training.png", *files)]
     inputs.check_outputs(writes, option=f"--out {out}", hint="choose another --out folder")
-    for folder in ("last", "best"):  # each replaced as a whole
+    for folder in ("last", "best", *folders):  # each replaced as a whole
         inside = inputs.inside(out / folder)
         if inside is not None:
             what, path = inside
@@ -166,17 +191,11 @@ def run_train(args: argparse.Namespace) -> int:
     from vitpose.training import train
 
     config = config_from_args(args)
-    _check_out(config, getattr(args, "config", None))
+    check_out(config, getattr(args, "config", None))
     result = train(config)
     if int(os.environ.get("RANK", "0")) != 0:
         return 130 if result.interrupted else 0
-    best = result.best
-    summary = f"{result.step} steps, {result.epoch} epochs"
-    if result.history:
-        summary += f", final loss {result.history[-1]['loss']:.4g}"
-    if best is not None:
-        key = "AP" if "AP" in best else "PCKh"
-        summary += f", best {key} {best[key]:.4f} at epoch {best['epoch']} -> {result.out / 'best'}"
+    summary = run_summary(result)
     if result.interrupted:
         print(f"vitpose train: stopped early after {summary}; resume with --resume", file=sys.stderr)
         return 130
@@ -184,12 +203,21 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_summary(result: Any) -> str:
+    """'N steps, M epochs, final loss L, best AP A at epoch E -> OUT/best' of a `TrainResult`."""
+    summary = f"{result.step} steps, {result.epoch} epochs"
+    if result.history:
+        summary += f", final loss {result.history[-1]['loss']:.4g}"
+    best = result.best
+    if best is not None:
+        key = "AP" if "AP" in best else "PCKh"
+        summary += f", best {key} {best[key]:.4f} at epoch {best['epoch']} -> {result.out / 'best'}"
+    return summary
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m vitpose.cli.train train ...`: the same command outside the `vitpose` entry point."""
-    parser = argparse.ArgumentParser(prog="vitpose", description="ViTPose training")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
-    return run(parser.parse_args(argv))
+    return run_alone(add_parser, "ViTPose training", argv)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,15 @@ from vitpose.models.heads import make_head
 if TYPE_CHECKING:
     from vitpose.models.pose import VitPoseForPoseEstimation
 
-__all__ = ["adapt_heads", "folded_experts", "init_head", "new_head", "resize_input", "set_drop_path"]
+__all__ = [
+    "adapt_heads",
+    "folded_experts",
+    "init_head",
+    "new_head",
+    "resize_input",
+    "set_drop_path",
+    "set_knowledge_token",
+]
 
 
 def folded_experts(
@@ -84,6 +92,36 @@ def resize_input(model: VitPoseForPoseEstimation, input_size: Sequence[int] | st
     grid = grid.permute(0, 2, 3, 1).reshape(1, rows * cols, -1).to(pos.dtype)
     model.backbone.pos_embed = nn.Parameter(torch.cat([pos[:, :1], grid], dim=1))
     model.backbone.grid_size = (rows, cols)
+
+
+def set_knowledge_token(model: VitPoseForPoseEstimation, token: torch.Tensor | None = None) -> nn.Parameter:
+    """Give the model a knowledge token (`config.backbone_config.knowledge_token`) and return it: `token` (C,),
+    (1, C) or (1, 1, C) copied in, or, when None, a new one initialised as the model's own (truncated normal, std
+    `initializer_range`). A model that has a token gets its value replaced (same parameter object)."""
+    bb = model.config.backbone_config
+    width = bb.hidden_size
+    current = model.backbone.knowledge_token
+    reference = model.backbone.pos_embed
+    if token is None:
+        std = bb.initializer_range
+        value = torch.empty(1, 1, width, dtype=torch.float32)
+        nn.init.trunc_normal_(value, std=std, a=-2 * std, b=2 * std)
+    else:
+        value = torch.as_tensor(token).detach()
+        if value.numel() != width:
+            raise VitPoseError(
+                f"a knowledge token of {value.numel()} values does not fit a model of width {width}: carry it "
+                "across with vitpose.training.distill.carry_token (or train one for this model)"
+            )
+        value = value.reshape(1, 1, width)
+    value = value.to(device=reference.device, dtype=reference.dtype)
+    if current is not None:
+        with torch.no_grad():
+            current.copy_(value)
+        return current
+    bb.knowledge_token = True
+    model.backbone.knowledge_token = nn.Parameter(value.clone())
+    return model.backbone.knowledge_token
 
 
 def init_head(head: nn.Module) -> None:

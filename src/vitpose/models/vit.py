@@ -163,6 +163,11 @@ class VitPoseBackbone(nn.Module):
         self.blocks = nn.ModuleList(Block(config, rate) for rate in rates)
         self.last_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
+    def embed_patches(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """pixel_values (B, 3, H, W) -> the embedded patch tokens (B, rows * cols, C): the patch embedding plus the
+        position embedding, the space the knowledge token is prepended in."""
+        return self.patch_embed(pixel_values) + self.pos_embed[:, 1:] + self.pos_embed[:, :1]
+
     def forward(
         self,
         pixel_values: torch.Tensor,
@@ -171,8 +176,7 @@ class VitPoseBackbone(nn.Module):
     ) -> torch.Tensor:
         """pixel_values (B, 3, H, W) -> features (B, C, rows, cols). Appends each block's output to `hidden_states`
         when a list is given (the embedding output first, as transformers does)."""
-        x = self.patch_embed(pixel_values)
-        x = x + self.pos_embed[:, 1:] + self.pos_embed[:, :1]
+        x = self.embed_patches(pixel_values)
         token = self.knowledge_token
         if token is not None:  # one more token for every attention layer; the heads never see it
             x = torch.cat([token.to(x.dtype).expand(x.shape[0], -1, -1), x], dim=1)

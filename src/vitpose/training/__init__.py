@@ -11,6 +11,8 @@
 - `param_groups`, `build_optimizer`, `build_scheduler`, `lr_factor`: AdamW with layer-wise lr decay, warm-up and steps.
 - `build_training_model`, `adapt_heads`, `preset_config`: the model to train (checkpoint or preset, heads fitted).
 - `load_dataset_info`, `dataset_info_from_dict`: custom data sets (keypoints, skeleton, flip pairs, sigmas) from JSON.
+- `distill(...)` / `DistillConfig` / `DistillationLoss`: knowledge transfer from a large model to a small one (the
+  paper's output distillation and knowledge token, `vitpose distill`), in `distill`.
 """
 
 from vitpose.datasets.custom import (
@@ -29,6 +31,7 @@ from vitpose.training.data import (
     collate_samples,
     load_coco_instances,
 )
+from vitpose.training.distill import DistillationLoss, DistillConfig, DistillResult, distill
 from vitpose.training.model_setup import adapt_heads, build_training_model, is_preset, preset_config
 from vitpose.training.optim import (
     build_optimizer,
@@ -45,6 +48,9 @@ from vitpose.training.trainer import LossFn, TrainConfig, Trainer, TrainerState,
 __all__ = [
     "AugmentConfig",
     "CropGeometry",
+    "DistillConfig",
+    "DistillResult",
+    "DistillationLoss",
     "KeypointDataset",
     "LossFn",
     "MultiDataset",
@@ -62,6 +68,7 @@ __all__ = [
     "dataset_info_from_dict",
     "default_layer_decay",
     "default_lr_steps",
+    "distill",
     "heatmap_loss",
     "heatmap_mse_loss",
     "infer_dataset_info",

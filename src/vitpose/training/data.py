@@ -441,14 +441,15 @@ class MultiDataset(torch.utils.data.Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         epoch, index = (self.epoch, key) if isinstance(key, (int, np.integer)) else key
         dataset, local = self.locate(int(index))
-        return dataset[(int(epoch), local)]
+        return {**dataset[(int(epoch), local)], "sample_index": int(index)}
 
 
 def collate_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
     """Stack samples into a batch; samples of data sets with fewer keypoints are zero-padded (weight 0).
 
     Returns `pixel_values` (B, 3, H, W), `labels` (B, K, h, w), `label_weights` (B, K), `dataset_index` (B,) with K
-    the largest keypoint count in the batch.
+    the largest keypoint count in the batch, and `sample_index` (B,) int64 (each sample's index in the training
+    set, from `MultiDataset`) where the samples carry it.
     """
     if not samples:
         raise VitPoseError("empty batch")
@@ -460,12 +461,15 @@ def collate_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, torch.Ten
         n = s["labels"].shape[0]
         labels[i, :n] = s["labels"]
         weights[i, :n] = s["label_weights"]
-    return {
+    batch = {
         "pixel_values": torch.stack([s["pixel_values"] for s in samples]),
         "labels": labels,
         "label_weights": weights,
         "dataset_index": torch.tensor([int(s["dataset_index"]) for s in samples], dtype=torch.long),
     }
+    if all("sample_index" in s for s in samples):
+        batch["sample_index"] = torch.tensor([int(s["sample_index"]) for s in samples], dtype=torch.long)
+    return batch
 
 
 class ResumableSampler(torch.utils.data.Sampler):

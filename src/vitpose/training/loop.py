@@ -61,7 +61,9 @@ def heatmap_loss(
             - `pixel_values` (B, 3, H, W) float32, normalised crops;
             - `labels` (B, K, h, w) float32, target heatmaps (zero beyond each sample's own keypoints);
             - `label_weights` (B, K) float32, target weights (0 for unlabelled or padded keypoints);
-            - `dataset_index` (B,) int64, each sample's head / expert (0 = COCO; see `VitPoseConfig`).
+            - `dataset_index` (B,) int64, each sample's head / expert (0 = COCO; see `VitPoseConfig`);
+            - `sample_index` (B,) int64, each sample's index in the training set (the same sample in every epoch:
+              a key for caching what depends only on it, when augmentation is off).
         outputs: the student's `model(batch["pixel_values"], dataset_index=batch["dataset_index"])`:
             `heatmaps` (B, K, h, w) (padded like `labels` in a mixed batch) and `num_keypoints` (B,) int64 (None
             when the batch uses one head).
@@ -173,6 +175,7 @@ class TrainingLoop:
     device: torch.device
     local_batch: int
     model: VitPoseForPoseEstimation
+    train_only: tuple[str, ...] | None
     loss_module: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: Any
@@ -191,6 +194,11 @@ class TrainingLoop:
     elapsed: float
     history: list[dict[str, Any]]
     best: dict[str, Any] | None
+
+    def training_mode(self) -> None:
+        """The model's mode while it learns: train mode, or evaluation mode when only added parameters learn
+        (`Trainer(..., train_only=...)`: a frozen network runs as at inference)."""
+        self.model.train(self.train_only is None)
 
     def _say(self, message: str) -> None:
         if self.is_main and self.config.progress:
@@ -251,7 +259,7 @@ class TrainingLoop:
                     for key, value in report.metrics.items():
                         metrics[key if i == 0 else f"{info.name}_{key}"] = float(value)
         finally:
-            self.model.train()
+            self.training_mode()
         return metrics
 
     # ------------------------------------------------------------------ the loop

@@ -4,7 +4,7 @@ Facts from the original (ViTPose ``mmcv_custom/layer_decay_optimizer_constructor
 
 - AdamW, lr 5e-4 (ViTPose++ 1e-3), betas (0.9, 0.999), weight decay 0.1;
 - no weight decay on parameters with one dimension (biases, LayerNorm and BatchNorm), any ``.bias`` and
-  ``pos_embed``;
+  ``pos_embed`` (nor on the knowledge token, which the original never had);
 - layer-wise lr decay: layer id 0 for ``backbone.patch_embed.*`` and ``backbone.pos_embed`` (and cls/mask tokens),
   ``i + 1`` for ``backbone.blocks.{i}.*``, ``depth + 1`` for everything else (last norm, heads); lr scale
   ``rate ** (depth + 1 - id)``; rate 0.75 for ViT-B, 0.8 for S and L, 0.85 for H;
@@ -40,6 +40,10 @@ __all__ = [
 # (hidden size, depth) of the published sizes -> layer decay rate of their configs.
 LAYER_DECAY_RATES = {(384, 12): 0.8, (768, 12): 0.75, (1024, 24): 0.8, (1280, 32): 0.85}
 
+# Layer 0 with the patch embedding. The knowledge token (vitpose's, of the paper's transferability experiment) is
+# prepended after the position embedding, so it sits at the same level, and like the position embedding it has no
+# weight decay.
+_EMBEDDING_PARAMETERS = ("backbone.pos_embed", "backbone.cls_token", "backbone.mask_token", "backbone.knowledge_token")
 _BLOCK = re.compile(r"^backbone\.blocks\.(\d+)\.")
 
 
@@ -50,9 +54,7 @@ def default_layer_decay(hidden_size: int, depth: int) -> float:
 
 def layer_id(name: str, depth: int) -> int:
     """Layer of a parameter for layer-wise lr decay: 0 embeddings, i + 1 block i, depth + 1 the rest."""
-    if name in ("backbone.pos_embed", "backbone.cls_token", "backbone.mask_token") or name.startswith(
-        "backbone.patch_embed."
-    ):
+    if name in _EMBEDDING_PARAMETERS or name.startswith("backbone.patch_embed."):
         return 0
     m = _BLOCK.match(name)
     if m:
@@ -61,7 +63,7 @@ def layer_id(name: str, depth: int) -> int:
 
 
 def _no_decay(name: str, param: torch.Tensor) -> bool:
-    return param.ndim == 1 or name.endswith(".bias") or "pos_embed" in name
+    return param.ndim == 1 or name.endswith(".bias") or "pos_embed" in name or name == "backbone.knowledge_token"
 
 
 def param_groups(

@@ -34,7 +34,7 @@ import os
 import random
 import signal
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -294,6 +294,15 @@ class Trainer(TrainingLoop):
             device, and `outputs` is the model's `VitPoseEstimatorOutput` for it (`heatmaps` (B, K, h, w),
             `num_keypoints` (B,) or None); it runs inside the autocast region, and what it returns is what is
             optimised. `logs` (name -> number) reach the callback as `TrainerState.logs`. See `heatmap_loss`.
+        frozen: names of parameters (as `model.named_parameters()`) that do not learn: no gradient, not in the
+            optimiser, bit-identical at the end (e.g. the student's knowledge token in `vitpose distill`).
+        train_only: when given, the only parameters that learn; every other one is frozen and the model runs in
+            evaluation mode (no dropout, stochastic depth or BatchNorm statistics updates): a frozen network with
+            a few added parameters, as the teacher whose knowledge token `vitpose distill` trains.
+        keep_heads: the model's heads must fit the data sets as they are: a head that would be replaced or added
+            is a `VitPoseError` instead (a teacher, whose heads are its knowledge).
+        prepare: `prepare(model)` runs on the built model before the optimiser is made, on a fresh run only (a
+            resumed run's checkpoint holds what it did), e.g. to add the student's knowledge token.
     """
 
     def __init__(
@@ -304,8 +313,16 @@ class Trainer(TrainingLoop):
         evaluate_fn: Callable[..., Any] | None = None,
         callback: Callable[[TrainerState], None] | None = None,
         loss_fn: LossFn | None = None,
+        frozen: Sequence[str] = (),
+        train_only: Sequence[str] | None = None,
+        keep_heads: bool = False,
+        prepare: Callable[[VitPoseForPoseEstimation], None] | None = None,
     ) -> None:
+        self.keep_heads = keep_heads
+        self.prepare = prepare
         self.config = config
+        self.frozen = tuple(frozen)
+        self.train_only = None if train_only is None else tuple(train_only)
         self._model_arg = model
         self._evaluate_fn = evaluate_fn
         self.callback = callback
@@ -318,6 +335,8 @@ class Trainer(TrainingLoop):
     # ------------------------------------------------------------------ set-up
     def _init_distributed(self) -> None:
         self.device = pick_device(self.config.device, self.local_rank, self.world)
+        # A process group started by the caller (`vitpose distill` runs two trainings in one) stays for it.
+        self._owns_group = self.world > 1 and not torch.distributed.is_initialized()
         self.dist = init_process_group(self.device, self.world)
         self.local_batch = local_batch_size(self.config.batch_size, self.world)
 
@@ -364,9 +383,19 @@ class Trainer(TrainingLoop):
                 f"cannot resume from {resume_dir}: {err}. Start a fresh run (without --resume, with another --out), "
                 "or resume a run whose --out holds a good last/"
             ) from None
+        heads = [c for c in changes if c.startswith(("main head", "head "))]
+        if self.keep_heads and heads:
+            raise VitPoseError(
+                f"the heads of {cfg.model} do not fit the training data ({'; '.join(heads)}): give the data sets "
+                "it was trained for (--dataset), or a model trained for this data"
+            )
         for change in changes:
             self._say(change)
-        self.model = model.to(self.device).train()
+        if self.prepare is not None and resume_dir is None:
+            self.prepare(model)
+        self.model = model.to(self.device)
+        self._freeze()
+        self.training_mode()
         bb = self.model.config.backbone_config
         self.heatmap_size = self.model.config.heatmap_size  # (width, height)
         augmentation = AugmentConfig(**cfg.augmentation)
@@ -438,6 +467,20 @@ class Trainer(TrainingLoop):
         if resume_dir is not None:
             self._load_state(resume_dir)
 
+    def _freeze(self) -> None:
+        """Apply `frozen` and `train_only` (names checked against the model's parameters)."""
+        params = dict(self.model.named_parameters())
+        unknown = sorted({*self.frozen, *(self.train_only or ())} - set(params))
+        if unknown:
+            raise VitPoseError(f"no parameter named {unknown} in the model to train (frozen / train_only)")
+        if self.train_only is not None:
+            for name, param in params.items():
+                param.requires_grad_(name in self.train_only)
+        for name in self.frozen:
+            params[name].requires_grad_(False)
+        if not any(p.requires_grad for p in params.values()):
+            raise VitPoseError("every parameter of the model is frozen: there is nothing to train")
+
     def _build_validation(self) -> None:
         cfg = self.config
         self.val_sets: list[tuple[str, str, DatasetInfo]] = []
@@ -505,7 +548,7 @@ class Trainer(TrainingLoop):
                 out=self.out,
             )
         finally:
-            if self.dist is not None and self.dist.is_initialized():
+            if self._owns_group and self.dist is not None and self.dist.is_initialized():
                 self.dist.destroy_process_group()
 
 
