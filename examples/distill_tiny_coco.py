@@ -11,8 +11,9 @@ of the teacher's parameters), random initialisation, the same 180 steps, trained
   squares), on the labels (`--method token`);
 - with the token and the output loss (`--method both`).
 
-Every AP is on the four images (the memorisation regime: it shows that what the teacher knows reaches the student,
-not how well it generalises).
+Each student is trained from `--seeds` initialisations (and training seeds); the table gives the mean AP and the
+range. Every AP is on the four images (the memorisation regime: it shows that what the teacher knows reaches the
+student, not how well it generalises).
 
     python examples/distill_tiny_coco.py                     # writes runs/distill_tiny/..., prints a table
 """
@@ -35,12 +36,35 @@ from vitpose.training import distill, train
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# The students of the table: (row, how it learns: "labels" = vitpose train, else distill's --method).
+STUDENTS = [
+    ("student, labels only (vitpose train)", "labels"),
+    ("student, output distillation, no labels", "output"),
+    ("student, knowledge token + labels", "token"),
+    ("student, token + output + labels", "both"),
+]
+
+
+def _student(kind: str, student: str, seed: int, teacher: str, ann: str, out: Path, token_epochs: int,
+             recipe: dict) -> VitPoseForPoseEstimation:  # fmt: skip
+    """One student of the table, trained as its `kind` says (see STUDENTS)."""
+    if kind == "labels":
+        return train(model=student, train_annotations=ann, out=str(out / f"labels_{seed}"), seed=seed, **recipe).model
+    if kind == "output":  # the teacher's heatmaps alone: the labels scrambled and weighted 0
+        return distill(teacher=teacher, model=student, method="output", gt_weight=0.0, seed=seed,
+                       train_annotations=str(out / "scrambled.json"), out=str(out / f"output_{seed}"),
+                       **recipe).student.model  # fmt: skip
+    return distill(teacher=teacher, model=student, method=kind, token_epochs=token_epochs, seed=seed,
+                   train_annotations=ann, out=str(out / f"{kind}_{seed}"), **recipe).student.model  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "coco"), help="the shared COCO folder")
     parser.add_argument("--out", default="runs/distill_tiny", help="output folder (one sub-folder per run)")
     parser.add_argument("--epochs", type=int, default=180, help="epochs = steps (one full batch per epoch)")
     parser.add_argument("--token-epochs", type=int, default=30, help="stage 1's epochs")
+    parser.add_argument("--seeds", type=int, default=3, help="students per method (initialisation and training seeds)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is fastest on a busy CPU)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -55,51 +79,41 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     rows = []
 
-    def row(name: str, model: VitPoseForPoseEstimation, seconds: float) -> None:
-        ap = evaluate(model, ann, data, progress=False).metrics["AP"]
-        rows.append((name, ap, seconds))
-        print(f"{name}: AP {ap:.3f} ({seconds:.1f} s)", file=sys.stderr)
-
     start = time.perf_counter()
     teacher = train(model="tiny", decoder="simple", input_size=[96, 128], train_annotations=ann,
                     out=str(out / "teacher"), **recipe)  # fmt: skip
-    row("teacher (width 96, 3 blocks)", teacher.model, time.perf_counter() - start)
+    teacher_ap = evaluate(teacher.model, ann, data, progress=False).metrics["AP"]
+    rows.append(("teacher (width 96, 3 blocks)", [teacher_ap], time.perf_counter() - start))
 
-    torch.manual_seed(0)
-    config = VitPoseConfig.from_preset("tiny", hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                       use_simple_decoder=True, image_size=[128, 96])  # fmt: skip
-    VitPoseForPoseEstimation(config).save_pretrained(out / "student_init")
-    student = str(out / "student_init")
     teacher_ckpt = str(out / "teacher" / "last")
-
     scrambled = json.loads(Path(ann).read_text())
     rng = random.Random(0)
     for a in scrambled["annotations"]:
         a["keypoints"] = [rng.uniform(0, 400) if i % 3 < 2 else 2 for i in range(len(a["keypoints"]))]
     (out / "scrambled.json").write_text(json.dumps(scrambled))
+    config = VitPoseConfig.from_preset("tiny", hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                       use_simple_decoder=True, image_size=[128, 96])  # fmt: skip
+    names = [name for name, _ in STUDENTS]
+    scores: dict[str, list[float]] = {name: [] for name in names}
+    times: dict[str, float] = dict.fromkeys(names, 0.0)
+    for seed in range(args.seeds):  # the student's initialisation and its training's seed
+        torch.manual_seed(seed)
+        student = str(out / f"student_init_{seed}")
+        VitPoseForPoseEstimation(config).save_pretrained(student)
+        for name, kind in STUDENTS:
+            start = time.perf_counter()
+            model = _student(kind, student, seed, teacher_ckpt, ann, out, args.token_epochs, recipe)
+            times[name] += time.perf_counter() - start
+            scores[name].append(evaluate(model, ann, data, progress=False).metrics["AP"])
+            print(f"seed {seed}, {name}: AP {scores[name][-1]:.3f}", file=sys.stderr)
+    for name in names:
+        rows.append((name, scores[name], times[name] / args.seeds))
 
-    runs = [
-        ("student, labels only (vitpose train)", lambda: train(model=student, train_annotations=ann,
-                                                                out=str(out / "labels"), **recipe)),
-        ("student, output distillation, no labels", lambda: distill(
-            teacher=teacher_ckpt, model=student, method="output", gt_weight=0.0,
-            train_annotations=str(out / "scrambled.json"), out=str(out / "output"), **recipe).student),
-        ("student, knowledge token + labels", lambda: distill(
-            teacher=teacher_ckpt, model=student, method="token", token_epochs=args.token_epochs,
-            train_annotations=ann, out=str(out / "token"), **recipe).student),
-        ("student, token + output + labels", lambda: distill(
-            teacher=teacher_ckpt, model=student, method="both", token_epochs=args.token_epochs,
-            train_annotations=ann, out=str(out / "both"), **recipe).student),
-    ]  # fmt: skip
-    for name, run in runs:
-        start = time.perf_counter()
-        result = run()
-        row(name, result.model, time.perf_counter() - start)
-
-    print("| run | AP on the 4 images | time |")
+    print(f"| run | AP on the 4 images (mean of {args.seeds} seeds; min-max) | time per run |")
     print("| --- | --- | --- |")
-    for name, ap, seconds in rows:
-        print(f"| {name} | {ap:.3f} | {seconds:.0f} s |")
+    for name, aps, seconds in rows:
+        spread = f" ({min(aps):.3f}-{max(aps):.3f})" if len(aps) > 1 else ""
+        print(f"| {name} | {sum(aps) / len(aps):.3f}{spread} | {seconds:.0f} s |")
     return 0
 
 

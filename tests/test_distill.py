@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import run_torchrun
+from conftest import ROOT, run_torchrun
 from vitpose import VitPoseConfig, VitPoseForPoseEstimation
 from vitpose.errors import VitPoseError
 from vitpose.evaluation import evaluate
@@ -409,3 +409,22 @@ def test_a_fitted_teacher_teaches_a_smaller_student_from_its_heatmaps_alone(coco
               out=str(tmp_path / "labels"), **recipe).model, ann, coco_dir,
     ).metrics["AP"]  # fmt: skip
     assert scrambled_ap < 0.1  # the labels alone teach nothing: the AP came from the teacher
+
+
+def test_the_distillation_example_prints_its_table(coco_dir, tmp_path, capsys):
+    """examples/distill_tiny_coco.py (the README's measured table), cut to a few steps: every row is there."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("distill_example", ROOT / "examples" / "distill_tiny_coco.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    argv = ["--data", str(coco_dir), "--out", str(tmp_path / "runs"), "--epochs", "2", "--token-epochs", "1",
+            "--seeds", "1"]  # fmt: skip
+    assert example.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| run | AP on the 4 images (mean of 1 seeds") and len(lines) == 2 + 1 + 4
+    assert [line.split(" | ")[0][2:] for line in lines[2:]] == ["teacher (width 96, 3 blocks)"] + [
+        name for name, _ in example.STUDENTS
+    ]
+    assert all(0.0 <= float(line.split(" | ")[1]) <= 1.0 for line in lines[2:])
+    assert (tmp_path / "runs" / "both_0" / "knowledge_token.safetensors").is_file()
