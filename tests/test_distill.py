@@ -266,6 +266,17 @@ def test_interrupted_stages_resume_to_the_uninterrupted_student(teacher_dir, nar
     assert torch.equal(load_token(out / TOKEN_FILE)[0], load_token(tmp_path / "whole" / TOKEN_FILE)[0])
     a, b = _weights(out / "last"), _weights(tmp_path / "whole" / "last")
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    # log.csv: the loss's parts as epoch means, the same after the interruptions (their sums are in last/).
+    import csv
+
+    def log(run: Path) -> list[dict]:
+        with (run / "log.csv").open() as f:
+            return [{k: v for k, v in row.items() if k != "time_s"} for row in csv.DictReader(f)]
+
+    assert log(out) == log(tmp_path / "whole")
+    rows = log(out)
+    assert [r["epoch"] for r in rows] == ["1", "2"] and all(float(r["gt_loss"]) > 0 for r in rows)
+    assert all(float(r["loss"]) == pytest.approx(float(r["gt_loss"]) + float(r["distill_loss"])) for r in rows)
 
     # An ordinary checkpoint: the same heatmaps in PyTorch, reloaded, and in ONNX Runtime (the token in the graph).
     pytest.importorskip("onnxruntime")

@@ -19,7 +19,7 @@ import random
 import shutil
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,7 @@ def write_last(
     world_size: int,
     batch_size: int,
     config: dict[str, Any],
+    epoch_logs: Mapping[str, Sequence[float]] | None = None,
 ) -> None:
     """Write `out/last` (model + `training_state.pt`) atomically; `epoch` / `batch_in_epoch` say where to go on.
     `rng` holds every rank's `rng_state`, in rank order."""
@@ -139,6 +140,7 @@ def write_last(
             "history": history,
             "best": best,
             "epoch_loss": list(epoch_loss),
+            "epoch_logs": {k: list(v) for k, v in (epoch_logs or {}).items()},
             "elapsed": elapsed,
             "world_size": world_size,
             "batch_size": batch_size,
@@ -200,6 +202,7 @@ class ResumePoint:
     best: dict[str, Any] | None
     epoch_loss: list[float]
     elapsed: float
+    epoch_logs: dict[str, list[float]] = field(default_factory=dict)
 
 
 def load_training_state(
@@ -265,6 +268,8 @@ def load_training_state(
             best=state["best"],
             epoch_loss=[float(state["epoch_loss"][0]), int(state["epoch_loss"][1])],
             elapsed=float(state.get("elapsed", 0.0)),
+            # The epoch's sums of the loss function's logs (absent in states written before they were kept).
+            epoch_logs={str(k): [float(v[0]), int(v[1])] for k, v in state.get("epoch_logs", {}).items()},
         )
         rng = state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0]
         set_rng_state(rng, device)

@@ -191,6 +191,7 @@ class TrainingLoop:
     start_batch: int
     step: int
     epoch_loss: list[float]
+    epoch_logs: dict[str, list[float]]  # name -> [sum over samples, samples] of the loss function's logs
     elapsed: float
     history: list[dict[str, Any]]
     best: dict[str, Any] | None
@@ -225,6 +226,7 @@ class TrainingLoop:
             history=self.history,
             best=self.best,
             epoch_loss=self.epoch_loss,
+            epoch_logs=self.epoch_logs,
             elapsed=self.elapsed,
             world_size=self.world,
             batch_size=self.config.batch_size,
@@ -318,6 +320,7 @@ class TrainingLoop:
             start = self.start_batch if epoch == self.start_epoch else 0
             if start == 0:
                 self.epoch_loss = [0.0, 0]
+                self.epoch_logs = {}
             self.sampler.set_epoch(epoch, start * self.local_batch)
             self.dataset.set_epoch(epoch)
             self.loader.generator.manual_seed(cfg.seed * 100003 + epoch)
@@ -337,8 +340,13 @@ class TrainingLoop:
                 loss = self._train_step(batch)
                 self.step += 1
                 batch_in_epoch += 1
-                self.epoch_loss[0] += loss * int(batch["labels"].shape[0])
-                self.epoch_loss[1] += int(batch["labels"].shape[0])
+                samples = int(batch["labels"].shape[0])
+                self.epoch_loss[0] += loss * samples
+                self.epoch_loss[1] += samples
+                for name, value in self.state.logs.items():
+                    total = self.epoch_logs.setdefault(name, [0.0, 0])
+                    total[0] += value * samples
+                    total[1] += samples
                 lr = self.optimizer.param_groups[-1]["lr"]
                 st = self.state
                 st.step, st.epoch, st.batch_in_epoch, st.loss, st.lr = self.step, epoch, batch_in_epoch, loss, lr
@@ -379,6 +387,9 @@ class TrainingLoop:
             "loss": loss,
             "time_s": round(self.elapsed, 3),
         }
+        for name in sorted(self.epoch_logs):  # the loss function's logs, as epoch means (every rank has the same)
+            mean = mean_everywhere(self.dist, *self.epoch_logs[name], self.device)
+            row.setdefault(name, mean)  # never in place of the row's own columns
         if evaluate and self.is_main:
             row.update(self.evaluate())
         row = broadcast_object(self.dist, row)

@@ -13,7 +13,13 @@ __all__ = ["plot_history"]
 
 _W, _H = 520, 380
 _MARGIN_L, _MARGIN_R, _MARGIN_T, _MARGIN_B = 70, 20, 36, 50
-_COLORS = {"loss": (31, 119, 180), "AP": (214, 39, 40), "AR": (44, 160, 44)}
+_COLORS = {
+    "loss": (31, 119, 180),
+    "AP": (214, 39, 40),
+    "AR": (44, 160, 44),
+    "gt_loss": (255, 127, 14),
+    "distill_loss": (148, 103, 189),
+}
 
 
 def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -91,6 +97,7 @@ def _panel(
         draw.text((x0 - 8 - 6 * len(label), py - 6), label, fill="black", font=font)
     draw.text(((x0 + x1) // 2 - 15, y1 + 26), "epoch", fill="black", font=font)
     draw.rectangle((x0, y0, x1, y1), outline="black")  # over the grid lines
+    lx = min(x1 - 70, x1 - 30 - 6 * max(len(name) for name in series))  # the legend, wide enough for its names
     for i, (name, pts) in enumerate(series.items()):
         color = _COLORS.get(name, (100, 100, 100))
         pix = [to_px(x, y) for x, y in pts if math.isfinite(y) and (not log_y or y > 0)]
@@ -99,23 +106,29 @@ def _panel(
         for px, py in pix if len(pix) <= 60 else pix[-1:]:
             draw.ellipse((px - 2.5, py - 2.5, px + 2.5, py + 2.5), fill=color)
         ly = (y1 - 16 * (len(series) - i) - 4) if legend_bottom else (y0 + 8 + 16 * i)
-        draw.line((x1 - 70, ly + 6, x1 - 50, ly + 6), fill=color, width=2)
-        draw.text((x1 - 45, ly), name, fill="black", font=font)
+        draw.line((lx, ly + 6, lx + 20, ly + 6), fill=color, width=2)
+        draw.text((lx + 25, ly), name, fill="black", font=font)
     return img
 
 
 def plot_history(history: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> None:
     """Write a PNG with the training loss (log scale) and, where there is validation, AP and AR per epoch.
 
-    history: one mapping per epoch with `epoch`, `loss` and optionally `AP`, `AR` (others ignored).
+    history: one mapping per epoch with `epoch`, `loss` and optionally `AP`, `AR`; columns named `*_loss` (the
+    parts a loss function logs, e.g. `vitpose distill`'s `gt_loss` and `distill_loss`) are drawn beside the loss.
+    Others are ignored.
     """
     font = ImageFont.load_default()
-    loss = [(float(r["epoch"]), float(r["loss"])) for r in history if r.get("loss") not in (None, "")]
+    parts = sorted({k for r in history for k in r if k.endswith("_loss")})
+    losses = {
+        name: [(float(r["epoch"]), float(r[name])) for r in history if r.get(name) not in (None, "")]
+        for name in ["loss", *parts]
+    }
     metrics = {
         key: [(float(r["epoch"]), float(r[key])) for r in history if r.get(key) not in (None, "")]
         for key in ("AP", "AR")
     }
-    left = _panel("training loss", {"loss": loss}, log_y=True, y_range=None, font=font)
+    left = _panel("training loss", losses, log_y=True, y_range=None, font=font)
     right = _panel(
         "validation", {k: v for k, v in metrics.items() if v}, log_y=False, y_range=(0.0, 1.0), font=font,
         legend_bottom=True,

@@ -462,6 +462,7 @@ class Trainer(TrainingLoop):
         self.best: dict[str, Any] | None = None
         self.start_epoch, self.start_batch, self.step = 0, 0, 0
         self.epoch_loss = [0.0, 0]
+        self.epoch_logs: dict[str, list[float]] = {}
         self.elapsed = 0.0
         self._build_validation()
         if resume_dir is not None:
@@ -512,7 +513,7 @@ class Trainer(TrainingLoop):
         )
         self.start_epoch, self.start_batch, self.step = point.epoch, point.batch_in_epoch, point.step
         self.history, self.best = point.history, point.best
-        self.epoch_loss, self.elapsed = point.epoch_loss, point.elapsed
+        self.epoch_loss, self.elapsed, self.epoch_logs = point.epoch_loss, point.elapsed, point.epoch_logs
         self._say(f"resumed from {directory}: epoch {self.start_epoch + 1}, batch {self.start_batch}, step {self.step}")
 
     # ------------------------------------------------------------------ the run
