@@ -439,3 +439,34 @@ def test_the_distillation_example_prints_its_table(coco_dir, tmp_path, capsys):
     ]
     assert all(0.0 <= float(line.split(" | ")[1]) <= 1.0 for line in lines[2:])
     assert (tmp_path / "runs" / "both_0" / "knowledge_token.safetensors").is_file()
+
+
+def test_unlabelled_boxes_learn_from_the_teacher_alone(teacher_dir, coco_dir, tmp_path):
+    """--unlabelled: annotations with a box and no keypoints (the 12 people's keypoints removed, and the 2 boxes the
+    file never labelled) are trained on from the teacher's heatmaps; with gt_weight 0 the student is bit for bit
+    the one trained on the labelled file, so no label was used (augmentation off: the half-body draw, as the
+    original's, depends on how many keypoints are labelled)."""
+    from vitpose.training import KeypointDataset
+
+    data = json.loads((coco_dir / "test_coco.json").read_text())
+    for a in data["annotations"]:
+        del a["keypoints"], a["num_keypoints"]
+    (tmp_path / "boxes.json").write_text(json.dumps(data))
+    boxes = KeypointDataset(tmp_path / "boxes.json", coco_dir, "coco", input_size=(48, 64), unlabelled=True)
+    assert len(boxes) == 14 and float(boxes[0]["label_weights"].sum()) == 0.0
+    with pytest.raises(VitPoseError, match="no annotation with labelled keypoints"):
+        KeypointDataset(tmp_path / "boxes.json", coco_dir, "coco", input_size=(48, 64))
+    common = dict(teacher=str(teacher_dir), model="tiny", input_size="64x48", method="output", gt_weight=0.0,
+                  unlabelled=True, datasets=["coco"], augment=False)  # fmt: skip
+    labelled = distill(**common, **_settings(coco_dir, tmp_path / "labelled"))
+    unlabelled = distill(
+        **common, **_settings(coco_dir, tmp_path / "boxes", train_annotations=str(tmp_path / "boxes.json"))
+    )
+    assert labelled.student.step == unlabelled.student.step == 4  # 14 boxes, batch 4
+    a, b = _weights(tmp_path / "labelled" / "last"), _weights(tmp_path / "boxes" / "last")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(VitPoseError, match="teach the default loss nothing"):
+        train(model="tiny", unlabelled=True, **{k: v for k, v in _settings(coco_dir, tmp_path / "t").items()
+                                                if k != "token_epochs"})  # fmt: skip
+    with pytest.raises(VitPoseError, match="method output or both"):
+        distill(**{**common, "method": "token"}, **_settings(coco_dir, tmp_path / "x"))

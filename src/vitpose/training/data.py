@@ -101,11 +101,14 @@ def load_coco_instances(
     info: DatasetInfo,
     *,
     source: str | None = None,
+    unlabelled: bool = False,
 ) -> Instances:
     """Read the training instances of a COCO-format keypoint file (mmpose 0.x ``TopDownCocoDataset`` filtering).
 
     Kept: non-crowd annotations with a box that is non-empty after clipping to the image, a positive `area` where
-    given, and at least one labelled keypoint.
+    given, and at least one labelled keypoint. `unlabelled`: also those with a box and no labelled keypoint (no
+    `keypoints` field, or all zero), every keypoint unlabelled (target weight 0): for a loss that needs no labels,
+    as distillation from a teacher's heatmaps.
 
     Raises:
         ValueError: unreadable file, missing sections, a keypoint count that is not the data set's, missing images.
@@ -128,8 +131,12 @@ def load_coco_instances(
 
     kept: list[tuple[Any, list[float], list[float], Any]] = []
     for ann in data["annotations"]:
-        if not isinstance(ann, Mapping) or "keypoints" not in ann or ann.get("iscrowd", 0):
+        if not isinstance(ann, Mapping) or ann.get("iscrowd", 0):
             continue
+        if "keypoints" not in ann:
+            if not (unlabelled and "bbox" in ann):
+                continue
+            ann = {**ann, "keypoints": [0.0] * (3 * k)}
         values = _flat_keypoints(ann, info)
         if len(values) != 3 * k:
             raise VitPoseError(
@@ -137,7 +144,7 @@ def load_coco_instances(
                 f"keypoints) but the data set '{info.name}' has {k} keypoints (3 values each); pass the right "
                 "--dataset (a known name or a data set JSON file)"
             )
-        if max(values, default=0) <= 0 or ann.get("num_keypoints", 1) == 0:
+        if not unlabelled and (max(values, default=0) <= 0 or ann.get("num_keypoints", 1) == 0):
             continue
         img = image_by_id.get(ann.get("image_id"))
         if img is None:
@@ -173,7 +180,8 @@ def load_coco_instances(
         index.append(position[image_id])
         ann_ids.append(ann_id)
     if not boxes:
-        raise VitPoseError(f"{name}: no annotation with labelled keypoints and a valid box to train on")
+        what = "a valid box" if unlabelled else "labelled keypoints and a valid box"
+        raise VitPoseError(f"{name}: no annotation with {what} to train on")
     return Instances(
         image_paths=[paths[i] for i in used_ids],
         image_ids=used_ids,
@@ -259,6 +267,7 @@ class KeypointDataset(torch.utils.data.Dataset):
         padding: box padding (1.25, as the original).
         image_mean, image_std: normalisation, as `VitPoseImageProcessor`.
         cache_images: keep decoded images in memory (None: when there are at most 256 images).
+        unlabelled: also the annotations with a box and no labelled keypoint (`load_coco_instances`).
     """
 
     def __init__(
@@ -278,6 +287,7 @@ class KeypointDataset(torch.utils.data.Dataset):
         image_mean: Sequence[float] = IMAGENET_MEAN,
         image_std: Sequence[float] = IMAGENET_STD,
         cache_images: bool | None = None,
+        unlabelled: bool = False,
     ) -> None:
         data, name = read_annotations(annotations)
         self.source = name
@@ -287,7 +297,7 @@ class KeypointDataset(torch.utils.data.Dataset):
                 raise VitPoseError("an MPII annotation list must be given as its file path")
             self.instances = load_mpii_instances(annotations, images, self.info)
         else:
-            self.instances = load_coco_instances(data, images, self.info, source=name)
+            self.instances = load_coco_instances(data, images, self.info, source=name, unlabelled=unlabelled)
         self.input_size = (int(input_size[0]), int(input_size[1]))
         if heatmap_size is None:
             heatmap_size = heatmap_size_for(self.input_size)

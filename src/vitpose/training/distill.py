@@ -189,7 +189,7 @@ class DistillationLoss:
         teacher: the teacher (moved to the batch's device on first use, evaluation mode, frozen).
         gt_weight, distill_weight: the weights (>= 0, not both 0).
         cache: keep each sample's teacher heatmaps by its `sample_index` (only right when the crops do not change
-            between epochs: augmentation off), up to `cache_bytes` in all.
+            between epochs: augmentation off), in host memory, up to `cache_bytes` in all.
     """
 
     def __init__(
@@ -241,8 +241,8 @@ class DistillationLoss:
                 assert fresh is not None
                 parts[i] = fresh[j]
                 size = fresh[j].numel() * fresh[j].element_size()
-                if self._cached_bytes + size <= self.cache_bytes:
-                    cache[known[i]] = fresh[j].detach().clone()
+                if self._cached_bytes + size <= self.cache_bytes:  # in host memory: the GPU's is the network's
+                    cache[known[i]] = fresh[j].detach().to("cpu", copy=True)
                     self._cached_bytes += size
             heatmaps = _stack_padded([p for p in parts if p is not None], like)
         if heatmaps.shape != like.shape:
@@ -285,7 +285,7 @@ def _stack_padded(parts: Sequence[torch.Tensor], like: torch.Tensor) -> torch.Te
     """Per-sample heatmaps (K_i, h, w) -> (B, K, h, w) zero-padded like the student's batch."""
     out = like.new_zeros((len(parts), max(like.shape[1], max(p.shape[0] for p in parts)), *parts[0].shape[1:]))
     for i, part in enumerate(parts):
-        out[i, : part.shape[0]] = part.to(out.dtype)
+        out[i, : part.shape[0]] = part.to(device=out.device, dtype=out.dtype)
     return out
 
 
@@ -305,6 +305,8 @@ class DistillConfig(TrainConfig):
         token_lr: stage 1's learning rate (None: `lr`, or 5e-4).
         gt_weight, distill_weight: ``gt_weight * L_gt + distill_weight * L_od`` in stage 2 (methods output and
             both; the paper's sum is 1 and 1; gt_weight 0 learns from the teacher alone).
+        unlabelled (of `TrainConfig`): stage 2 also learns from annotations with a box and no keypoint labels,
+            from the teacher's heatmaps alone (methods output and both; stage 1 uses the labelled ones).
     """
 
     teacher: str | None = None
@@ -331,6 +333,10 @@ class DistillConfig(TrainConfig):
                 raise VitPoseError(f"{name} must be a number >= 0, got {value!r}")
         if self.method != "token" and self.gt_weight + self.distill_weight <= 0:
             raise VitPoseError("gt_weight and distill_weight are both 0: there is nothing to learn from")
+        if self.unlabelled and self.method == "token":
+            raise VitPoseError(
+                "unlabelled annotations learn only from the teacher's heatmaps: use method output or both with them"
+            )
         if self.method == "output" and self.token is not None:
             raise VitPoseError("method 'output' uses no knowledge token: leave out token (--token)")
 
@@ -354,6 +360,7 @@ class DistillConfig(TrainConfig):
             input_size=None,
             decoder=None,
             drop_path=None,
+            unlabelled=False,  # the token learns from the labels
         )
 
 

@@ -105,6 +105,8 @@ class TrainConfig:
         augmentation: probabilities and ranges (`AugmentConfig` fields).
         sigma: target Gaussian sigma in heatmap pixels (2).
         use_joint_weights: multiply target weights by the data set's joint weights (off in the original configs).
+        unlabelled: also train on annotations with a box and no labelled keypoint (their labels weigh 0): only
+            for a loss that learns without labels (`vitpose distill`, whose teacher's heatmaps label them).
         amp: "auto" (fp16 on CUDA, off elsewhere), "fp16", "bf16" or "off".
         device: "auto", "cpu", "cuda", "cuda:N", "mps" (under torchrun: the local rank's GPU, or the CPU).
         seed: seed of the initialisation, the data order and the augmentations.
@@ -145,6 +147,7 @@ class TrainConfig:
     augmentation: dict[str, float] = field(default_factory=dict)
     sigma: float = 2.0
     use_joint_weights: bool = False
+    unlabelled: bool = False
     amp: str = "auto"
     device: str = "auto"
     seed: int = 0
@@ -355,6 +358,11 @@ class Trainer(TrainingLoop):
 
     def _build(self) -> None:
         cfg = self.config
+        if cfg.unlabelled and self.loss_fn is heatmap_loss:
+            raise VitPoseError(
+                "unlabelled annotations teach the default loss nothing (their labels weigh 0): use vitpose distill, "
+                "whose teacher's heatmaps label them, or a loss_fn that needs no labels"
+            )
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
@@ -411,6 +419,7 @@ class Trainer(TrainingLoop):
                 sigma=cfg.sigma,
                 use_joint_weights=cfg.use_joint_weights,
                 seed=cfg.seed,
+                unlabelled=cfg.unlabelled,
             )
             for ann, images, info in zip(cfg.train_annotations, cfg.train_images, self.infos, strict=True)
         ]
