@@ -206,6 +206,34 @@ def test_distillation_loss_is_the_hand_computation():
     torch.testing.assert_close(only_teacher, od, rtol=1e-6, atol=0)
 
 
+def test_mixed_vitpose_plus_batches_leave_the_padded_keypoints_out():
+    """A ViTPose++ batch with a COCO (17 keypoints) and an AI Challenger (14) sample: each sample's MSE over its own
+    keypoints, as the labelled loss; the kept heatmaps give the same loss as the fresh ones."""
+    from vitpose.training.model_setup import preset_config
+
+    torch.manual_seed(8)
+    teacher = VitPoseForPoseEstimation(preset_config("tiny+", input_size=(48, 64), decoder="simple")).eval()
+    pixels = torch.randn(2, 3, 64, 48)
+    index = torch.tensor([0, 1])
+    batch = {"pixel_values": pixels, "dataset_index": index, "sample_index": torch.tensor([0, 1]),
+             "labels": torch.zeros(2, 17, 16, 12), "label_weights": torch.zeros(2, 17)}  # fmt: skip
+    student = torch.randn(2, 17, 16, 12)
+    student[1, 14:] = 0  # the padding of the 14-keypoint sample, as the model gives it
+    outputs = type("Out", (), {"heatmaps": student, "num_keypoints": torch.tensor([17, 14])})()
+    with torch.no_grad():
+        target = teacher(pixels, dataset_index=index).heatmaps
+    assert target.shape == (2, 17, 16, 12) and float(target[1, 14:].abs().max()) == 0.0
+    want = (((student[0] - target[0]) ** 2).sum() / (17 * 16 * 12) + ((student[1, :14] - target[1, :14]) ** 2).sum()
+            / (14 * 16 * 12)) / 2  # fmt: skip
+    fresh = DistillationLoss(teacher, gt_weight=0.0)(None, batch, outputs)[0]
+    torch.testing.assert_close(fresh, want, rtol=1e-6, atol=0)
+    kept = DistillationLoss(teacher, gt_weight=0.0, cache=True)
+    kept(None, batch, outputs)
+    assert [tuple(kept.cache[i].shape) for i in (0, 1)] == [(17, 16, 12), (17, 16, 12)]
+    torch.testing.assert_close(kept(None, batch, outputs)[0], want, rtol=1e-6, atol=0)
+    assert kept.teacher_crops == 2
+
+
 def test_teacher_heatmaps_are_kept_per_sample_without_augmentation():
     torch.manual_seed(4)
     teacher = VitPoseForPoseEstimation(_config()).eval()
@@ -295,6 +323,15 @@ def test_interrupted_stages_resume_to_the_uninterrupted_student(teacher_dir, nar
     with torch.no_grad():  # the token matters in that graph
         reloaded.backbone.knowledge_token.add_(torch.randn_like(reloaded.backbone.knowledge_token))
         assert float((reloaded(pixels).heatmaps - want).abs().max()) > 1e-4
+    # ... and for the commands: vitpose predict and vitpose eval load it as any checkpoint.
+    from vitpose.cli import main
+
+    image = coco_dir / "000000000785.jpg"
+    assert main(["predict", str(image), "--model", str(tmp_path / "whole" / "last"), "--detector", "full-image",
+                 "--device", "cpu", "--out", str(tmp_path / "pred")]) == 0  # fmt: skip
+    assert len(json.loads((tmp_path / "pred" / "predictions.json").read_text())) == 1
+    report = evaluate(tmp_path / "whole" / "last", coco_dir / "test_coco.json", coco_dir)
+    assert report.metrics["AP"] == pytest.approx(evaluate(model, coco_dir / "test_coco.json", coco_dir).metrics["AP"])
 
 
 def test_bad_settings_are_refused_with_a_clear_message(teacher_dir, coco_dir, tmp_path):

@@ -425,6 +425,7 @@ def _stage_one(
         callback=callback,
         train_only=[TOKEN_PARAMETER],
         keep_heads=True,
+        command="distill",
     ).run()
     if result.interrupted:
         return None, result
@@ -533,5 +534,6 @@ def _distill(
         loss_fn=loss_fn,
         frozen=[TOKEN_PARAMETER] if with_token else (),
         prepare=add_token if with_token else check,
+        command="distill",
     ).run()
     return DistillResult(student=result, token=token, token_run=token_run, interrupted=result.interrupted, out=out)

@@ -165,6 +165,7 @@ class TrainingLoop:
 
     # Provided by the set-up (`Trainer._build` and `Trainer._init_distributed`).
     config: Any  # TrainConfig
+    command: str  # the command named in the messages ("train", "distill")
     out: Path
     state: TrainerState
     callback: Callable[[TrainerState], None] | None
@@ -205,7 +206,7 @@ class TrainingLoop:
         if self.is_main and self.config.progress:
             from tqdm import tqdm
 
-            tqdm.write(f"vitpose train: {message}", file=sys.stderr)
+            tqdm.write(f"vitpose {self.command}: {message}", file=sys.stderr)
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, epoch: int, batch_in_epoch: int) -> None:

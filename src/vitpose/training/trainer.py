@@ -306,6 +306,7 @@ class Trainer(TrainingLoop):
             is a `VitPoseError` instead (a teacher, whose heads are its knowledge).
         prepare: `prepare(model)` runs on the built model before the optimiser is made, on a fresh run only (a
             resumed run's checkpoint holds what it did), e.g. to add the student's knowledge token.
+        command: the command the progress lines name ("vitpose train: ...").
     """
 
     def __init__(
@@ -320,7 +321,9 @@ class Trainer(TrainingLoop):
         train_only: Sequence[str] | None = None,
         keep_heads: bool = False,
         prepare: Callable[[VitPoseForPoseEstimation], None] | None = None,
+        command: str = "train",
     ) -> None:
+        self.command = command
         self.keep_heads = keep_heads
         self.prepare = prepare
         self.config = config
