@@ -73,7 +73,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--token", metavar="FILE", default=S,
                    help="a knowledge token file of an earlier run: stage 1 is skipped")  # fmt: skip
     p.add_argument("--token-epochs", type=int, default=S, help="stage 1's epochs (5)")
-    p.add_argument("--token-lr", type=float, default=S, help="stage 1's learning rate (default: --lr, or 5e-4)")
+    p.add_argument("--token-lr", type=float, default=S,
+                   help="stage 1's learning rate (default: --lr, or 5e-4; 1e-3 for a ViTPose++ teacher)")  # fmt: skip
     p.add_argument("--gt-weight", type=_weight, default=S, help="weight of the loss against the labels (1)")
     p.add_argument("--distill-weight", type=_weight, default=S,
                    help="weight of the loss against the teacher's heatmaps (1; methods output and both)")  # fmt: skip

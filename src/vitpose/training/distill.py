@@ -302,7 +302,7 @@ class DistillConfig(TrainConfig):
             on the labels and the teacher's heatmaps, no token) or "both" (the token and the output loss).
         token: a knowledge token file of an earlier stage 1 (`knowledge_token.safetensors`): stage 1 is skipped.
         token_epochs: stage 1's epochs ("several" in the paper).
-        token_lr: stage 1's learning rate (None: `lr`, or 5e-4).
+        token_lr: stage 1's learning rate (None: `lr`, or 5e-4; 1e-3 for a ViTPose++ teacher).
         gt_weight, distill_weight: ``gt_weight * L_gt + distill_weight * L_od`` in stage 2 (methods output and
             both; the paper's sum is 1 and 1; gt_weight 0 learns from the teacher alone).
         unlabelled (of `TrainConfig`): stage 2 also learns from annotations with a box and no keypoint labels,
