@@ -427,7 +427,8 @@ def test_a_fitted_teacher_teaches_a_smaller_student_from_its_heatmaps_alone(coco
     """The toy experiment. A tiny teacher (width 96, 3 blocks) fitted to the four shared COCO images (12 people,
     180 steps, AP 1.0 measured); a student of width 64 and 2 blocks trained on the same crops by output distillation
     alone: its labels are scrambled (random keypoints) and weighted 0, so everything it learns comes from the
-    teacher's heatmaps. Measured: student AP 0.79 (a student trained on the true labels the same way: 0.82)."""
+    teacher's heatmaps. Measured: student AP 0.72 against the teacher's 1.0 (the same student trained on the true
+    labels: 0.79; on the scrambled labels alone: 0.0). examples/distill_tiny_coco.py measures it over seeds."""
     ann = str(coco_dir / "test_coco.json")
     recipe = dict(
         train_images=str(coco_dir), epochs=180, batch_size=12, lr=1e-3, warmup_iters=0, lr_steps=[], augment=False,
@@ -441,7 +442,6 @@ def test_a_fitted_teacher_teaches_a_smaller_student_from_its_heatmaps_alone(coco
     rng = random.Random(0)
     for a in data["annotations"]:  # labels that teach nothing
         a["keypoints"] = [rng.uniform(0, 400) if i % 3 < 2 else 2 for i in range(51)]
-        a["num_keypoints"] = 17
     (tmp_path / "scrambled.json").write_text(json.dumps(data))
     torch.manual_seed(0)
     config = VitPoseConfig.from_preset("tiny", hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
