@@ -204,6 +204,12 @@ def test_distillation_loss_is_the_hand_computation():
     only_teacher, logs = DistillationLoss(teacher, gt_weight=0.0)(None, batch, outputs)
     assert set(logs) == {"distill_loss"}
     torch.testing.assert_close(only_teacher, od, rtol=1e-6, atol=0)
+    with torch.no_grad():  # the teacher's flip test: its heatmaps averaged with the mirrored crop's
+        flipped = teacher(pixels, flip_test=True).heatmaps
+    assert float((flipped - target).abs().max()) > 1e-6
+    od_flip = ((student - flipped) ** 2).sum() / (3 * 17 * 16 * 12)
+    torch.testing.assert_close(DistillationLoss(teacher, gt_weight=0.0, flip_test=True)(None, batch, outputs)[0],
+                               od_flip, rtol=1e-6, atol=0)  # fmt: skip
 
 
 def test_mixed_vitpose_plus_batches_leave_the_padded_keypoints_out():
@@ -375,13 +381,15 @@ def test_cli_distill_and_its_errors(teacher_dir, coco_dir, tmp_path, capsys):
     args = [
         "distill", "--teacher", str(teacher_dir), "--student", "tiny", "--input-size", "64x48", "--method", "output",
         "--train-annotations", str(coco_dir / "test_coco.json"), "--train-images", str(coco_dir), "--epochs", "1",
-        "--batch-size", "4", "--warmup-iters", "0", "--workers", "0", "--device", "cpu", "--quiet", "--no-augment",
+        "--batch-size", "4", "--warmup-iters", "0", "--workers", "0", "--device", "cpu", "--teacher-flip-test",
+        "--quiet", "--no-augment",
     ]  # fmt: skip
     assert main([*args, "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     assert out.startswith("student: 3 steps, 1 epochs") and str(tmp_path / "run" / "last") in out
     saved = json.loads((tmp_path / "run" / "distill_config.json").read_text())
     assert saved["teacher"] == str(teacher_dir) and saved["method"] == "output" and saved["resume"] is False
+    assert saved["teacher_flip_test"] is True
     assert main(["distill", "--config", str(tmp_path / "run" / "distill_config.json"), "--resume"]) == 0
     capsys.readouterr()
     import shutil

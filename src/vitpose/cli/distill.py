@@ -78,6 +78,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--gt-weight", type=_weight, default=S, help="weight of the loss against the labels (1)")
     p.add_argument("--distill-weight", type=_weight, default=S,
                    help="weight of the loss against the teacher's heatmaps (1; methods output and both)")  # fmt: skip
+    p.add_argument("--teacher-flip-test", action="store_true", default=S,
+                   help="average the teacher's heatmaps with its mirrored crop's (twice its work)")  # fmt: skip
     p.add_argument("--unlabelled", action="store_true", default=S,
                    help="also learn from annotations with a box and no keypoint labels (a keypoints field missing "
                    "or all zero), from the teacher's heatmaps alone (methods output and both)")  # fmt: skip

@@ -190,6 +190,8 @@ class DistillationLoss:
         gt_weight, distill_weight: the weights (>= 0, not both 0).
         cache: keep each sample's teacher heatmaps by its `sample_index` (only right when the crops do not change
             between epochs: augmentation off), in host memory, up to `cache_bytes` in all.
+        flip_test: the teacher's heatmaps averaged with those of the mirrored crop, flipped back (the flip test of
+            inference: better targets for twice the teacher's work); off in the paper's formulation.
     """
 
     def __init__(
@@ -200,6 +202,7 @@ class DistillationLoss:
         distill_weight: float = 1.0,
         cache: bool = False,
         cache_bytes: int = TEACHER_CACHE_BYTES,
+        flip_test: bool = False,
     ) -> None:
         if not (gt_weight >= 0 and distill_weight >= 0) or gt_weight + distill_weight <= 0:
             raise VitPoseError(
@@ -210,6 +213,7 @@ class DistillationLoss:
         self.distill_weight = float(distill_weight)
         self.cache: dict[int, torch.Tensor] | None = {} if cache else None
         self.cache_bytes = int(cache_bytes)
+        self.flip_test = bool(flip_test)
         self._cached_bytes = 0
         self.teacher_crops = 0  # crops the teacher has run on (the cache's saving shows here)
 
@@ -230,7 +234,7 @@ class DistillationLoss:
                 self.teacher.to(pixels.device)
             rows = torch.tensor(missing, device=pixels.device)
             with torch.no_grad():
-                fresh = self.teacher(pixels[rows], dataset_index=index[rows]).heatmaps
+                fresh = self.teacher(pixels[rows], dataset_index=index[rows], flip_test=self.flip_test).heatmaps
             self.teacher_crops += len(missing)
         if cache is None:
             assert fresh is not None
@@ -305,6 +309,7 @@ class DistillConfig(TrainConfig):
         token_lr: stage 1's learning rate (None: `lr`, or 5e-4; 1e-3 for a ViTPose++ teacher).
         gt_weight, distill_weight: ``gt_weight * L_gt + distill_weight * L_od`` in stage 2 (methods output and
             both; the paper's sum is 1 and 1; gt_weight 0 learns from the teacher alone).
+        teacher_flip_test: the teacher's heatmaps with the flip test (`DistillationLoss(flip_test=True)`).
         unlabelled (of `TrainConfig`): stage 2 also learns from annotations with a box and no keypoint labels,
             from the teacher's heatmaps alone (methods output and both; stage 1 uses the labelled ones).
     """
@@ -316,6 +321,7 @@ class DistillConfig(TrainConfig):
     token_lr: float | None = None
     gt_weight: float = 1.0
     distill_weight: float = 1.0
+    teacher_flip_test: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -524,6 +530,7 @@ def _distill(
             gt_weight=config.gt_weight,
             distill_weight=config.distill_weight,
             cache=not config.augment,
+            flip_test=config.teacher_flip_test,
         )
     with_token = config.method != "output"
     _say(config, f"stage 2: the student {config.model} (method {config.method})")
