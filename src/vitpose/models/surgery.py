@@ -144,15 +144,28 @@ def new_head(model: VitPoseForPoseEstimation, num_keypoints: int) -> nn.Module:
     return head.to(device=model.device, dtype=model.dtype)
 
 
-def adapt_heads(model: VitPoseForPoseEstimation, datasets: Sequence[DatasetInfo]) -> list[str]:
+def adapt_heads(
+    model: VitPoseForPoseEstimation, datasets: Sequence[DatasetInfo], *, keep_heads: bool = False
+) -> list[str]:
     """Give every data set a head with its keypoint count; returns what was changed (one line each).
 
     `dataset_index` 0 is the main head (`keypoint_head`), j >= 1 the extra head j (`associate_keypoint_heads[j -
     1]`, ViTPose++ and the original's multi-data-set models). The main head's names, skeleton and flip pairs are set
-    from its data set, so that the saved checkpoint describes what it predicts.
+    from its data set, so that the saved checkpoint describes what it predicts. `keep_heads`: a head that would be
+    replaced or added is a `VitPoseError` instead, raised before any head changes (a teacher, whose heads are its
+    knowledge).
     """
     cfg = model.config
     changes: list[str] = []
+
+    def change(what: str) -> None:
+        if keep_heads:
+            raise VitPoseError(
+                f"the heads of the model do not fit the training data ({what}): give the data sets it was trained "
+                "for (--dataset), or a model trained for this data"
+            )
+        changes.append(what)
+
     seen: dict[int, DatasetInfo] = {}
     for info in datasets:
         idx = info.dataset_index
@@ -168,7 +181,7 @@ def adapt_heads(model: VitPoseForPoseEstimation, datasets: Sequence[DatasetInfo]
         k = info.num_keypoints
         if idx == 0:
             if model.keypoint_head.num_keypoints != k:
-                changes.append(f"main head: {model.keypoint_head.num_keypoints} -> {k} keypoints (new, {info.name})")
+                change(f"main head: {model.keypoint_head.num_keypoints} -> {k} keypoints (new, {info.name})")
                 model.keypoint_head = new_head(model, k)
                 cfg.num_labels = k
             cfg.id2label = dict(enumerate(info.keypoint_names))
@@ -184,12 +197,12 @@ def adapt_heads(model: VitPoseForPoseEstimation, datasets: Sequence[DatasetInfo]
                 count = k if j == idx else get_dataset_info(j).num_keypoints
             except ValueError:
                 count = k
+            change(f"head {j}: added ({count} keypoints)")
             model.associate_keypoint_heads.append(new_head(model, count))
             cfg.associate_num_labels.append(count)
-            changes.append(f"head {j}: added ({count} keypoints)")
         head = model.associate_keypoint_heads[idx - 1]
         if head.num_keypoints != k:
-            changes.append(f"head {idx}: {head.num_keypoints} -> {k} keypoints (new, {info.name})")
+            change(f"head {idx}: {head.num_keypoints} -> {k} keypoints (new, {info.name})")
             model.associate_keypoint_heads[idx - 1] = new_head(model, k)
             cfg.associate_num_labels[idx - 1] = k
     return changes

@@ -55,6 +55,7 @@ def build_training_model(
     decoder: str | None = None,
     drop_path: float | None = None,
     device: torch.device | str | None = None,
+    keep_heads: bool = False,
 ) -> tuple[VitPoseForPoseEstimation, list[str]]:
     """The model to train and a list of the changes made to it (heads replaced, input resized).
 
@@ -64,6 +65,7 @@ def build_training_model(
         input_size: (width, height) or "HEIGHTxWIDTH" text; None keeps the checkpoint's ((192, 256) for presets).
         decoder: presets only: "classic" (default) or "simple".
         drop_path: stochastic depth rate; None keeps the checkpoint's (presets: the original's per size).
+        keep_heads: refuse (`VitPoseError`) a head that would be replaced or added (`adapt_heads`).
     """
     # Parsed (and warned about) once; passed on as "HEIGHTxWIDTH" text, which is unambiguous.
     size = None if input_size is None else parse_input_size(input_size)
@@ -90,7 +92,7 @@ def build_training_model(
         (old_w, old_h), (width, height) = model.config.input_size, size
         resize_input(model, f"{height}x{width}")  # the text form: already checked, no second warning
         changes.append(f"input {old_h}x{old_w} -> {height}x{width} (position embedding resized)")
-    changes += adapt_heads(model, datasets)
+    changes += adapt_heads(model, datasets, keep_heads=keep_heads)
     if drop_path is not None:
         set_drop_path(model, drop_path)
     if device is not None:

@@ -386,6 +386,7 @@ class Trainer(TrainingLoop):
                 input_size=None if cfg.input_size is None else f"{cfg.input_size[1]}x{cfg.input_size[0]}",
                 decoder=cfg.decoder if resume_dir is None else None,
                 drop_path=cfg.drop_path,
+                keep_heads=self.keep_heads,
             )
         except (CheckpointError, ConfigError) as err:
             if resume_dir is None:
@@ -394,12 +395,6 @@ class Trainer(TrainingLoop):
                 f"cannot resume from {resume_dir}: {err}. Start a fresh run (without --resume, with another --out), "
                 "or resume a run whose --out holds a good last/"
             ) from None
-        heads = [c for c in changes if c.startswith(("main head", "head "))]
-        if self.keep_heads and heads:
-            raise VitPoseError(
-                f"the heads of {cfg.model} do not fit the training data ({'; '.join(heads)}): give the data sets "
-                "it was trained for (--dataset), or a model trained for this data"
-            )
         for change in changes:
             self._say(change)
         if self.prepare is not None and resume_dir is None:
