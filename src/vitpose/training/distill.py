@@ -240,15 +240,13 @@ class DistillationLoss:
             assert fresh is not None
             heatmaps = fresh
         else:
-            parts: list[torch.Tensor | None] = [cache.get(k) for k in known]
-            for j, i in enumerate(missing):
-                assert fresh is not None
-                parts[i] = fresh[j]
-                size = fresh[j].numel() * fresh[j].element_size()
+            computed = dict(zip(missing, fresh if fresh is not None else [], strict=True))
+            for i, value in computed.items():
+                size = value.numel() * value.element_size()
                 if self._cached_bytes + size <= self.cache_bytes:  # in host memory: the GPU's is the network's
-                    cache[known[i]] = fresh[j].detach().to("cpu", copy=True)
+                    cache[known[i]] = value.detach().to("cpu", copy=True)
                     self._cached_bytes += size
-            heatmaps = _stack_padded([p for p in parts if p is not None], like)
+            heatmaps = _stack_padded([computed[i] if i in computed else cache[k] for i, k in enumerate(known)], like)
         if heatmaps.shape != like.shape:
             raise VitPoseError(
                 f"the teacher's heatmaps have shape {tuple(heatmaps.shape[1:])} but the student's "
